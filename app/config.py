@@ -1,0 +1,71 @@
+"""Settings, read from the environment (and `.env`). Defaults are the embedded single-machine
+setup: everything lives under `var/` and no external service is needed."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: str = Field("dev", alias="LORAPLEX_ENV")
+    data_dir: Path = Field(ROOT / "var", alias="LORAPLEX_DATA_DIR")
+    database_url: str = Field("", alias="DATABASE_URL")
+    redis_url: str = Field("", alias="REDIS_URL")
+    # OpenAI-compatible vLLM server(s) the gateway talks to.
+    vllm_url: str = Field("http://127.0.0.1:8001", alias="LORAPLEX_VLLM_URL")
+    models_dir_override: Path | None = Field(None, alias="LORAPLEX_MODELS_DIR")
+    catalog_path: Path | None = Field(None, alias="LORAPLEX_CATALOG")
+    max_upload_bytes: int = Field(8 * 1024**3, alias="LORAPLEX_MAX_UPLOAD_BYTES")
+    # Python interpreter that runs training recipes (the worker's own by default).
+    training_python: str = Field("", alias="LORAPLEX_TRAINING_PYTHON")
+    # The vLLM server `loraplex up` starts: which base model it serves and its LoRA limits.
+    vllm_python: Path = Field(ROOT / ".venv-vllm" / "bin" / "python", alias="LORAPLEX_VLLM_PYTHON")
+    serve_model: str = Field("SmolLM2-135M-Instruct", alias="LORAPLEX_SERVE_MODEL")
+    vllm_max_loras: int = Field(4, alias="LORAPLEX_VLLM_MAX_LORAS")
+    vllm_max_cpu_loras: int = Field(16, alias="LORAPLEX_VLLM_MAX_CPU_LORAS")
+    vllm_max_lora_rank: int = Field(64, alias="LORAPLEX_VLLM_MAX_LORA_RANK")
+    vllm_max_model_len: int = Field(4096, alias="LORAPLEX_VLLM_MAX_MODEL_LEN")
+    api_host: str = Field("127.0.0.1", alias="LORAPLEX_API_HOST")
+    api_port: int = Field(8000, alias="LORAPLEX_API_PORT")
+    # Pepper mixed into API-key hashes. Must be set outside dev.
+    secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_dev(self) -> "Settings":
+        if self.environment not in {"dev", "test"} and self.secret_key == "dev-insecure-secret":
+            raise ValueError("LORAPLEX_SECRET_KEY must be set when LORAPLEX_ENV is not dev/test")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'loraplex.db'}"
+
+    @property
+    def broker_url(self) -> str:
+        # Without Redis, kombu's filesystem transport gives a server-less broker under var/.
+        return self.redis_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models_dir_override or self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

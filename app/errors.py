@@ -1,0 +1,98 @@
+"""Typed errors that carry their HTTP status, rendered in OpenAI's error body:
+`{"error": {"message", "type", "param", "code"}}`."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class LoraplexError(Exception):
+    status_code = 400
+    type = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+class InvalidRequest(LoraplexError):
+    pass
+
+
+class AuthenticationFailed(LoraplexError):
+    status_code = 401
+    code = "invalid_api_key"
+
+
+class NotFound(LoraplexError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(LoraplexError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(LoraplexError):
+    status_code = 413
+    code = "file_too_large"
+
+
+class UpstreamUnavailable(LoraplexError):
+    status_code = 503
+    type = "server_error"
+    code = "inference_unavailable"
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _validation_param(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoraplexError)
+    async def _loraplex(_: Request, exc: LoraplexError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "Invalid request"}
+        msg = str(first.get("msg", "Invalid value")).removeprefix("Value error, ")
+        param = _validation_param(tuple(first.get("loc", ())))
+        message = msg + (f" (param: {param})" if param else "")
+        return JSONResponse(
+            error_body(message, "invalid_request_error", param, "invalid_value"), status_code=400
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return JSONResponse(
+            error_body(str(exc.detail), "invalid_request_error", None, code),
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            error_body("The server had an error processing your request.", "server_error"),
+            status_code=500,
+        )

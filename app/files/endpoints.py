@@ -1,0 +1,76 @@
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+
+from app.auth.dependencies import CurrentTenant, SessionDep
+from app.files import repository, service
+from app.files.schemas import FileDeleted, FilePublic, FileReport
+from app.kit.pagination import ListPage
+from app.kit.storage import CHUNK
+
+router = APIRouter(tags=["files"])
+
+
+@router.post("/v1/files", response_model=FilePublic)
+async def upload_file(
+    tenant: CurrentTenant,
+    session: SessionDep,
+    file: UploadFile,
+    purpose: Annotated[str, Form()],
+) -> FilePublic:
+    async def chunks():  # type: ignore[no-untyped-def]
+        while data := await file.read(CHUNK):
+            yield data
+
+    return FilePublic.of(await service.upload(session, tenant, file.filename, purpose, chunks()))
+
+
+@router.get("/v1/files", response_model=ListPage[FilePublic])
+def list_files(
+    tenant: CurrentTenant,
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
+    purpose: str | None = None,
+    order: Literal["asc", "desc"] = "desc",
+) -> ListPage[FilePublic]:
+    rows, has_more = repository.page(
+        session, tenant.id, after, limit, purpose, descending=order == "desc"
+    )
+    data = [FilePublic.of(f) for f in rows]
+    return ListPage(
+        data=data,
+        has_more=has_more,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+    )
+
+
+@router.get("/v1/files/{file_id}", response_model=FilePublic)
+def retrieve_file(tenant: CurrentTenant, session: SessionDep, file_id: str) -> FilePublic:
+    return FilePublic.of(service.get(session, tenant, file_id))
+
+
+@router.get("/v1/files/{file_id}/content")
+def file_content(tenant: CurrentTenant, session: SessionDep, file_id: str) -> StreamingResponse:
+    file, body = service.content(session, tenant, file_id)
+    return StreamingResponse(
+        body,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{file.filename.replace(chr(34), "")}"'
+        },
+    )
+
+
+@router.get("/v1/files/{file_id}/report", response_model=FileReport)
+def file_report(tenant: CurrentTenant, session: SessionDep, file_id: str) -> FileReport:
+    file = service.get(session, tenant, file_id)
+    return FileReport(file_id=file.id, status=file.status, report=file.report)
+
+
+@router.delete("/v1/files/{file_id}", response_model=FileDeleted)
+def delete_file(tenant: CurrentTenant, session: SessionDep, file_id: str) -> FileDeleted:
+    service.delete(session, tenant, file_id)
+    return FileDeleted(id=file_id)

@@ -1,0 +1,171 @@
+"""Fine-tuning job shapes, as OpenAI's; LoRA knobs ride along inside `hyperparameters`."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.models import FineTuningJob, JobCheckpoint, JobEvent
+
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("validating_files", "queued", "running")
+
+
+class HyperparametersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: int | Literal["auto"] = Field("auto")
+    batch_size: int | Literal["auto"] = Field("auto")
+    learning_rate_multiplier: float | Literal["auto"] = Field("auto")
+    lora_r: int = Field(16, ge=1, le=256)
+    lora_alpha: int | None = Field(None, ge=1, le=1024)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    max_seq_length: int = Field(1024, ge=16, le=131072)
+    quantization: Literal["nf4", "none"] = "nf4"
+
+    @field_validator("n_epochs")
+    @classmethod
+    def _epochs(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 50:
+            raise ValueError("n_epochs must be between 1 and 50")
+        return v
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 256:
+            raise ValueError("batch_size must be between 1 and 256")
+        return v
+
+    @field_validator("learning_rate_multiplier")
+    @classmethod
+    def _lr(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not 0 < v <= 100:
+            raise ValueError("learning_rate_multiplier must be > 0 and <= 100")
+        return v
+
+    @field_validator("target_modules")
+    @classmethod
+    def _targets(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, list) and (not v or not all(m.isidentifier() for m in v)):
+            raise ValueError("target_modules must be 'all-linear' or a non-empty list of names")
+        return v
+
+
+class SupervisedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: HyperparametersIn = Field(default_factory=HyperparametersIn)
+
+
+class MethodIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["supervised"] = "supervised"
+    supervised: SupervisedIn | None = None
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    training_file: str
+    validation_file: str | None = None
+    suffix: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    hyperparameters: HyperparametersIn | None = None
+    method: MethodIn | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, Any]] | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class JobPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    created_at: int
+    error: JobError | None
+    fine_tuned_model: str | None
+    finished_at: int | None
+    hyperparameters: dict[str, Any]
+    method: dict[str, Any]
+    model: str
+    organization_id: str
+    result_files: list[str]
+    seed: int
+    status: str
+    trained_tokens: int | None
+    training_file: str
+    validation_file: str | None
+    estimated_finish: int | None
+    integrations: list[Any] = []
+    metadata: dict[str, str] | None = None
+    user_provided_suffix: str | None = None
+
+    @classmethod
+    def of(cls, job: FineTuningJob) -> "JobPublic":
+        return cls(
+            id=job.id,
+            created_at=job.created_at,
+            error=JobError(**job.error) if job.error else None,
+            fine_tuned_model=job.fine_tuned_model,
+            finished_at=job.finished_at,
+            hyperparameters=job.method["supervised"]["hyperparameters"],
+            method=job.method,
+            model=job.model,
+            organization_id=job.tenant_id,
+            result_files=job.result_files,
+            seed=job.seed,
+            status=job.status,
+            trained_tokens=job.trained_tokens,
+            training_file=job.training_file,
+            validation_file=job.validation_file,
+            estimated_finish=job.estimated_finish,
+            metadata=job.user_metadata,
+            user_provided_suffix=job.suffix,
+        )
+
+
+class EventPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
+    created_at: int
+    level: str
+    message: str
+    type: str
+    data: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, e: JobEvent) -> "EventPublic":
+        return cls(
+            id=e.id,
+            created_at=e.created_at,
+            level=e.level,
+            message=e.message,
+            type=e.type,
+            data=e.data,
+        )
+
+
+class CheckpointPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    metrics: dict[str, Any]
+    step_number: int
+
+    @classmethod
+    def of(cls, c: JobCheckpoint) -> "CheckpointPublic":
+        return cls(
+            id=c.id,
+            created_at=c.created_at,
+            fine_tuned_model_checkpoint=c.fine_tuned_model_checkpoint,
+            fine_tuning_job_id=c.job_id,
+            metrics=c.metrics,
+            step_number=c.step_number,
+        )

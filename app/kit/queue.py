@@ -1,0 +1,69 @@
+"""Celery wiring shared by the API (which only enqueues) and the worker (which consumes).
+Tasks are sent by name, so app/ never imports worker code or its heavy dependencies."""
+
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.config import Settings, get_settings
+
+CPU_QUEUE = "cpu"
+GPU_QUEUE = "gpu"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_default_queue": CPU_QUEUE,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if settings.broker_url.startswith("filesystem"):
+        folder = settings.broker_dir
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        config["broker_transport_options"] = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        }
+    else:
+        # A long training task must not be redelivered while it is still running.
+        config["broker_transport_options"] = {"visibility_timeout": 24 * 3600}
+    return config
+
+
+@lru_cache
+def producer() -> Celery:
+    app = Celery("loraplex-api")
+    app.conf.update(celery_config(get_settings()))
+    return app
+
+
+def enqueue_after_commit(
+    session: Session, task: str, args: list[Any], queue: str = CPU_QUEUE
+) -> None:
+    """Send `task` once the session's transaction commits (never for a rolled-back one)."""
+    session.info.setdefault("pending_tasks", []).append((task, args, queue))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_pending(session: Session) -> None:
+    for task, args, queue in session.info.pop("pending_tasks", []):
+        producer().send_task(task, args=args, queue=queue)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop("pending_tasks", None)

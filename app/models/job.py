@@ -1,0 +1,30 @@
+from typing import Any
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.kit.ids import now
+
+
+class FineTuningJob(Base):
+    __tablename__ = "fine_tuning_jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(255))
+    training_file: Mapped[str] = mapped_column(String(64))
+    validation_file: Mapped[str | None] = mapped_column(String(64), default=None)
+    suffix: Mapped[str | None] = mapped_column(String(64), default=None)
+    seed: Mapped[int]
+    method: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(32), default="validating_files", index=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(255), default=None)
+    trained_tokens: Mapped[int | None] = mapped_column(default=None)
+    result_files: Mapped[list[Any]] = mapped_column(default=list)
+    user_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", default=None)
+    created_at: Mapped[int] = mapped_column(default=now)
+    started_at: Mapped[int | None] = mapped_column(default=None)
+    finished_at: Mapped[int | None] = mapped_column(default=None)
+    estimated_finish: Mapped[int | None] = mapped_column(default=None)

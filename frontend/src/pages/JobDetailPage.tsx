@@ -1,0 +1,388 @@
+import { useEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import {
+  cancelJob,
+  errorMessage,
+  getJob,
+  isTerminalStatus,
+  listJobEvents,
+  type FineTuningJob,
+  type JobEvent,
+  type JobHyperparameters,
+  type MetricsData,
+} from "../api";
+import { LossChart } from "../components/LossChart";
+import { ProgressBar } from "../components/ProgressBar";
+import { StatusBadge } from "../components/StatusBadge";
+import { Empty, ErrorMessage, Loading } from "../components/States";
+import { useApi } from "../hooks/useApi";
+import { usePageTitle } from "../hooks/usePageTitle";
+import {
+  formatLoss,
+  formatNumber,
+  formatTimestamp,
+  isoTimestamp,
+  statusLabel,
+} from "../lib/format";
+import { Link } from "../router";
+
+export const JOB_POLL_MS = 2000;
+const EVENTS_LIMIT = 100;
+
+interface JobSnapshot {
+  job: FineTuningJob;
+  events: JobEvent[];
+}
+
+/** The newest metrics event's data, if any (events may come in any order). */
+export function latestMetrics(events: readonly JobEvent[]): Partial<MetricsData> | null {
+  let best: JobEvent | null = null;
+  for (const e of events) {
+    if (e.type !== "metrics" || !e.data) continue;
+    const step = Number((e.data as Record<string, unknown>).step);
+    if (!Number.isFinite(step)) continue;
+    const bestStep = best ? Number((best.data as Record<string, unknown>).step) : -Infinity;
+    if (!best || step > bestStep || (step === bestStep && e.created_at > best.created_at)) best = e;
+  }
+  return best ? (best.data as Partial<MetricsData>) : null;
+}
+
+export function JobDetailPage({ jobId }: { jobId: string }) {
+  usePageTitle(`Fine-tune ${jobId}`);
+  // Every event seen so far, by id: each poll returns only the newest EVENTS_LIMIT.
+  const seen = useRef(new Map<string, JobEvent>());
+  const snapshot = useApi<JobSnapshot>(
+    async (signal) => {
+      const [job, events] = await Promise.all([
+        getJob(jobId, signal),
+        listJobEvents(jobId, { limit: EVENTS_LIMIT, signal }),
+      ]);
+      for (const e of events.data) seen.current.set(e.id, e);
+      const all = [...seen.current.values()].sort(
+        (a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1),
+      );
+      return { job, events: all };
+    },
+    [jobId],
+    // Poll only while the job can still change.
+    { poll: ({ job }) => (isTerminalStatus(job.status) ? null : JOB_POLL_MS) },
+  );
+
+  const job = snapshot.data?.job;
+  const headingRef = useRef<HTMLHeadingElement>(null);
+  const onCancelled = () => {
+    // The cancel button goes away; keep focus on the page instead of losing it.
+    headingRef.current?.focus();
+    snapshot.reload();
+  };
+  // One heading element for the loading and loaded states, so focus placed on it stays there.
+  return (
+    <div className="page">
+      <BackLink />
+      <div className="page-header">
+        <h1 tabIndex={-1} className="break" ref={headingRef}>
+          {job ? (job.fine_tuned_model ?? job.id) : "Fine-tune"}
+        </h1>
+        {job ? (
+          <div className="page-header-actions">
+            <span aria-live="polite" aria-atomic="true">
+              <span className="visually-hidden">Status: </span>
+              <StatusBadge status={job.status} />
+            </span>
+            {!isTerminalStatus(job.status) ? (
+              <CancelJob jobId={job.id} onCancelled={onCancelled} />
+            ) : null}
+          </div>
+        ) : null}
+      </div>
+      {snapshot.data === undefined ? (
+        snapshot.error ? (
+          <ErrorMessage error={snapshot.error} title="Could not load this job." onRetry={snapshot.reload} />
+        ) : (
+          <Loading label="Loading job…" />
+        )
+      ) : (
+        <JobView
+          job={snapshot.data.job}
+          events={snapshot.data.events}
+          refreshError={snapshot.error}
+          onRetry={snapshot.reload}
+        />
+      )}
+    </div>
+  );
+}
+
+function BackLink() {
+  return (
+    <p className="back">
+      <Link to="/fine-tunes">
+        <span aria-hidden="true">← </span>All fine-tunes
+      </Link>
+    </p>
+  );
+}
+
+function JobView({
+  job,
+  events,
+  refreshError,
+  onRetry,
+}: {
+  job: FineTuningJob;
+  events: JobEvent[];
+  refreshError: unknown;
+  onRetry: () => void;
+}) {
+  const terminal = isTerminalStatus(job.status);
+  const metrics = useMemo(() => latestMetrics(events), [events]);
+  const step = metrics?.step;
+  const total = metrics?.total_steps;
+  const hasProgress = typeof step === "number" && typeof total === "number" && total > 0;
+  const percent = hasProgress ? Math.min(100, Math.round((step / total) * 100)) : null;
+
+  return (
+    <>
+      {refreshError ? (
+        <ErrorMessage error={refreshError} title="Could not refresh the job." onRetry={onRetry} />
+      ) : null}
+
+      {job.status === "failed" && job.error ? (
+        <div className="state state-error" role="alert">
+          <p>
+            <strong>The fine-tune failed.</strong> {job.error.message}
+          </p>
+        </div>
+      ) : null}
+
+      {job.status === "succeeded" && job.fine_tuned_model ? (
+        <div className="state state-success">
+          <p>
+            Your model <strong className="mono break">{job.fine_tuned_model}</strong> is ready.{" "}
+            <Link to={`/playground?model=${encodeURIComponent(job.fine_tuned_model)}`}>
+              Try it in the Playground
+            </Link>
+          </p>
+        </div>
+      ) : null}
+
+      <section className="card" aria-labelledby="progress-heading">
+        <h2 id="progress-heading">Progress</h2>
+        {hasProgress ? (
+          <>
+            <ProgressBar
+              value={step}
+              max={total}
+              label="Training progress"
+              valueText={`Step ${step} of ${total}`}
+            />
+            <p className="progress-text">
+              Step {formatNumber(step)} of {formatNumber(total)} ({percent}%)
+              {typeof metrics?.train_loss === "number" ? (
+                <> · loss {formatLoss(metrics.train_loss)}</>
+              ) : null}
+              {typeof metrics?.tokens_per_second === "number" ? (
+                <> · {formatNumber(metrics.tokens_per_second)} tokens/s</>
+              ) : null}
+            </p>
+          </>
+        ) : (
+          <p className="hint">
+            {terminal
+              ? "No training steps were reported."
+              : `${statusLabel(job.status)}. Progress appears once training starts.`}
+          </p>
+        )}
+        {!terminal && job.estimated_finish ? (
+          <p className="hint">Estimated finish: {formatTimestamp(job.estimated_finish)}</p>
+        ) : null}
+      </section>
+
+      <section className="card" aria-labelledby="loss-heading">
+        <h2 id="loss-heading">Training loss</h2>
+        <LossChart
+          events={events}
+          emptyText={
+            terminal
+              ? "No loss values were reported for this job."
+              : "No loss values yet. The curve appears when training reports its first step."
+          }
+        />
+      </section>
+
+      <section className="card" aria-labelledby="details-heading">
+        <h2 id="details-heading">Details</h2>
+        <JobFacts job={job} />
+      </section>
+
+      <section className="card" aria-labelledby="events-heading">
+        <h2 id="events-heading">Events</h2>
+        <EventLog events={events} />
+      </section>
+    </>
+  );
+}
+
+function CancelJob({ jobId, onCancelled }: { jobId: string; onCancelled: () => void }) {
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const cancelButton = useRef<HTMLButtonElement>(null);
+  const refocus = useRef(false);
+
+  useEffect(() => {
+    if (!confirming && refocus.current) {
+      refocus.current = false;
+      cancelButton.current?.focus();
+    }
+  }, [confirming]);
+
+  const cancel = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await cancelJob(jobId);
+      setConfirming(false);
+      onCancelled();
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (!confirming) {
+    return (
+      <button
+        ref={cancelButton}
+        type="button"
+        className="button button-danger"
+        onClick={() => setConfirming(true)}
+      >
+        Cancel job
+      </button>
+    );
+  }
+  return (
+    <div className="confirm" role="group" aria-label="Confirm cancellation">
+      <span>Stop training? No model will be produced.</span>
+      <button
+        type="button"
+        className="button button-danger"
+        onClick={cancel}
+        disabled={busy}
+        autoFocus
+      >
+        {busy ? "Cancelling…" : "Yes, cancel job"}
+      </button>
+      <button
+        type="button"
+        className="button"
+        onClick={() => {
+          refocus.current = true;
+          setError(null);
+          setConfirming(false);
+        }}
+        disabled={busy}
+      >
+        Keep running
+      </button>
+      {error ? (
+        <p className="field-error" role="alert">
+          {error}
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+function hyperparameterRows(hp: JobHyperparameters | null): [string, string][] {
+  if (!hp) return [];
+  const show = (v: unknown): string | null => {
+    if (v === null || v === undefined || v === "") return null;
+    if (typeof v === "number") return String(Number(v.toPrecision(6)));
+    return String(v);
+  };
+  const rows: [string, unknown][] = [
+    ["Epochs", hp.n_epochs],
+    ["Batch size", hp.batch_size],
+    ["Learning rate multiplier", hp.learning_rate_multiplier],
+    ["LoRA rank", hp.lora_r],
+    ["LoRA alpha", hp.lora_alpha],
+    ["LoRA dropout", hp.lora_dropout],
+    ["Max sequence length", hp.max_seq_length],
+    ["Quantization", hp.quantization],
+  ];
+  return rows.flatMap(([k, v]) => {
+    const s = show(v);
+    return s === null ? [] : [[k, s] as [string, string]];
+  });
+}
+
+function JobFacts({ job }: { job: FineTuningJob }) {
+  const rows: [string, ReactNode][] = [
+    ["Job ID", <span className="mono break">{job.id}</span>],
+    ["Base model", job.model],
+    [
+      "Training file",
+      <Link to={`/datasets/${encodeURIComponent(job.training_file)}`} className="mono break">
+        {job.training_file}
+      </Link>,
+    ],
+    ...(job.validation_file
+      ? ([["Validation file", <span className="mono break">{job.validation_file}</span>]] as [
+          string,
+          ReactNode,
+        ][])
+      : []),
+    ["Created", formatTimestamp(job.created_at)],
+    ["Finished", job.finished_at ? formatTimestamp(job.finished_at) : "—"],
+    ["Trained tokens", formatNumber(job.trained_tokens)],
+    ...hyperparameterRows(job.hyperparameters),
+  ];
+  return (
+    <dl className="facts facts-wide">
+      {rows.map(([k, v]) => (
+        <div key={k}>
+          <dt>{k}</dt>
+          <dd>{v}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+function EventLog({ events }: { events: JobEvent[] }) {
+  const [showMetrics, setShowMetrics] = useState(false);
+  const shown = showMetrics ? events : events.filter((e) => e.type !== "metrics");
+  const metricsCount = events.length - events.filter((e) => e.type !== "metrics").length;
+
+  return (
+    <>
+      {metricsCount > 0 ? (
+        <label className="checkbox">
+          <input
+            type="checkbox"
+            checked={showMetrics}
+            onChange={(e) => setShowMetrics(e.target.checked)}
+          />
+          Show step metrics ({formatNumber(metricsCount)})
+        </label>
+      ) : null}
+      {shown.length === 0 ? (
+        <Empty title={metricsCount > 0 ? "Only step metrics so far." : "No events yet."}>
+          {metricsCount > 0 ? <p>Tick "Show step metrics" to see them.</p> : null}
+        </Empty>
+      ) : (
+        <ol className="event-log" aria-label="Events, newest first">
+          {shown.map((e) => (
+            <li key={e.id} className={`event event-${e.level}`}>
+              <time dateTime={isoTimestamp(e.created_at)}>{formatTimestamp(e.created_at)}</time>
+              {e.level !== "info" ? <span className="event-level">{e.level}</span> : null}
+              <span className="event-message">{e.message}</span>
+            </li>
+          ))}
+        </ol>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,135 @@
+import pytest
+
+from tests.app.test_files import upload
+
+MODEL = "SmolLM2-135M-Instruct"
+
+
+@pytest.fixture
+def training_file(client, tenant):
+    return upload(client, tenant).json()["id"]
+
+
+def create(client, headers, **body):
+    return client.post("/v1/fine_tuning/jobs", headers=headers, json=body)
+
+
+def test_create_resolves_hyperparameters_and_names_nothing_yet(client, tenant, training_file):
+    r = create(
+        client,
+        tenant,
+        model=MODEL,
+        training_file=training_file,
+        suffix="bot",
+        seed=7,
+        method={
+            "type": "supervised",
+            "supervised": {
+                "hyperparameters": {"n_epochs": 2, "learning_rate_multiplier": 2.0, "lora_r": 8}
+            },
+        },
+    )
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["object"] == "fine_tuning.job" and job["status"] == "validating_files"
+    assert job["seed"] == 7 and job["fine_tuned_model"] is None
+    hp = job["hyperparameters"]
+    assert (hp["n_epochs"], hp["batch_size"], hp["lora_r"], hp["lora_alpha"]) == (2, 4, 8, 16)
+    assert hp["learning_rate"] == pytest.approx(4e-4)
+    assert job["method"]["type"] == "supervised"
+
+
+def test_legacy_top_level_hyperparameters(client, tenant, training_file):
+    r = create(
+        client,
+        tenant,
+        model=MODEL,
+        training_file=training_file,
+        hyperparameters={"n_epochs": 1, "batch_size": 2},
+    )
+    assert r.status_code == 200
+    assert r.json()["hyperparameters"]["batch_size"] == 2
+
+
+def test_both_hyperparameter_places_is_an_error(client, tenant, training_file):
+    r = create(
+        client,
+        tenant,
+        model=MODEL,
+        training_file=training_file,
+        hyperparameters={"n_epochs": 1},
+        method={"type": "supervised", "supervised": {"hyperparameters": {}}},
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "hyperparameters"
+
+
+@pytest.mark.parametrize(
+    "hp,param",
+    [
+        ({"n_epochs": 0}, "hyperparameters.n_epochs"),
+        ({"lora_r": 128}, "hyperparameters.lora_r"),
+        ({"quantization": "int3"}, "hyperparameters.quantization"),
+        ({"bogus": 1}, "hyperparameters.bogus"),
+    ],
+)
+def test_invalid_hyperparameters_name_the_param(client, tenant, training_file, hp, param):
+    r = create(client, tenant, model=MODEL, training_file=training_file, hyperparameters=hp)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_unknown_model_is_an_openai_error(client, tenant, training_file):
+    r = create(client, tenant, model="gpt-9", training_file=training_file)
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        "message": r.json()["error"]["message"],
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_available",
+    }
+
+
+def test_other_tenants_file_is_404(client, tenant, other_tenant, training_file):
+    r = create(client, other_tenant, model=MODEL, training_file=training_file)
+    assert r.status_code == 404 and r.json()["error"]["param"] == "training_file"
+
+
+def test_cancel_queued_job_then_cancel_again(client, tenant, training_file):
+    job = create(client, tenant, model=MODEL, training_file=training_file).json()
+    r = client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel", headers=tenant)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    again = client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel", headers=tenant)
+    assert again.status_code == 400 and again.json()["error"]["code"] == "job_not_cancellable"
+    events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", headers=tenant).json()
+    assert "Job cancelled by user." in [e["message"] for e in events["data"]]
+
+
+def test_file_in_use_by_active_job_cannot_be_deleted(client, tenant, training_file):
+    job = create(client, tenant, model=MODEL, training_file=training_file).json()
+    r = client.delete(f"/v1/files/{training_file}", headers=tenant)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "file_in_use"
+    client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel", headers=tenant)
+    assert client.delete(f"/v1/files/{training_file}", headers=tenant).status_code == 200
+
+
+def test_list_jobs_paginates(client, tenant, training_file):
+    ids = [
+        create(client, tenant, model=MODEL, training_file=training_file).json()["id"]
+        for _ in range(3)
+    ]
+    page = client.get("/v1/fine_tuning/jobs?limit=2", headers=tenant).json()
+    assert [j["id"] for j in page["data"]] == ids[::-1][:2] and page["has_more"]
+
+
+def test_other_tenant_gets_404_for_every_job_route(client, tenant, other_tenant, training_file):
+    jid = create(client, tenant, model=MODEL, training_file=training_file).json()["id"]
+    for method, path in [
+        ("GET", f"/v1/fine_tuning/jobs/{jid}"),
+        ("POST", f"/v1/fine_tuning/jobs/{jid}/cancel"),
+        ("GET", f"/v1/fine_tuning/jobs/{jid}/events"),
+        ("GET", f"/v1/fine_tuning/jobs/{jid}/checkpoints"),
+    ]:
+        r = client.request(method, path, headers=other_tenant)
+        assert r.status_code == 404, (method, path)
+    assert client.get("/v1/fine_tuning/jobs", headers=other_tenant).json()["data"] == []
+    assert client.get(f"/v1/fine_tuning/jobs/{jid}", headers=tenant).json()["status"] != "cancelled"

@@ -1,0 +1,61 @@
+"""The whole platform, for real: Postgres, Redis, the vLLM CPU server, both Celery workers and
+the API, started by the same code as `loraplex up`."""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from openai import OpenAI
+
+from app.config import Settings
+from app.stack import Stack
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def _tail(stack: Stack) -> str:
+    out = []
+    for log in sorted(stack.log_dir.glob("*.log")):
+        out.append(
+            f"==> {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        )
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    s = Stack(Settings(), env=dict(os.environ))
+    try:
+        s.start_vllm()
+        s.start_workers()
+        s.start_api()
+        s.wait_ready(vllm_timeout=900)
+    except Exception:
+        print(_tail(s))
+        s.stop()
+        raise
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def sdk(stack: Stack) -> Callable[[str], OpenAI]:
+    def _client(api_key: str) -> OpenAI:
+        return OpenAI(base_url=stack.api_url + "/v1", api_key=api_key, max_retries=0, timeout=300)
+
+    return _client
+
+
+def wait_for_job(client: OpenAI, job_id: str, timeout: float = 900, until=TERMINAL):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in until:
+            return job
+        time.sleep(1)
+    raise TimeoutError(f"job {job_id} still {job.status} after {timeout}s")
+
+
+def all_events(client: OpenAI, job_id: str) -> list:  # type: ignore[type-arg]
+    return list(client.fine_tuning.jobs.list_events(job_id, limit=100))

@@ -1,0 +1,19 @@
+"""The Celery application of the worker. Start one process per queue:
+
+celery -A worker.celery_app worker -Q cpu --concurrency 1   # dataset work
+celery -A worker.celery_app worker -Q gpu --concurrency 1   # training (one job per GPU)
+"""
+
+from celery import Celery
+
+from app.config import get_settings
+from app.kit.queue import CPU_QUEUE, GPU_QUEUE, celery_config
+
+celery = Celery("loraplex", include=["worker.tasks.datasets", "worker.tasks.jobs"])
+celery.conf.update(celery_config(get_settings()))
+celery.conf.task_routes = {
+    "worker.tasks.datasets.*": {"queue": CPU_QUEUE},
+    "worker.tasks.jobs.validate_job": {"queue": CPU_QUEUE},
+    "worker.tasks.jobs.train_job": {"queue": GPU_QUEUE},
+}
+app = celery

@@ -1,0 +1,46 @@
+"""Job tasks: thin wrappers that load the row, call the code, record the result. Each is
+idempotent — a redelivered message finds the job already past its step and does nothing."""
+
+from app.db import session_scope
+from app.jobs import repository as jobs_repo
+from app.jobs.service import add_event
+from app.kit.ids import now
+from app.kit.queue import GPU_QUEUE, enqueue_after_commit
+from app.models import FineTuningJob
+from worker.celery_app import celery
+from worker.datasets.service import job_file_error
+from worker.training.launch import run_training_job
+
+TRAIN_TASK = "worker.tasks.jobs.train_job"
+
+
+@celery.task(name="worker.tasks.jobs.validate_job")
+def validate_job(job_id: str) -> None:
+    with session_scope() as session:
+        job = session.get(FineTuningJob, job_id)
+        if job is None or job.status != "validating_files":
+            return
+        files = [(job.training_file, "training_file")]
+        if job.validation_file:
+            files.append((job.validation_file, "validation_file"))
+        for file_id, param in files:
+            error = job_file_error(session, file_id, param)
+            if error:
+                if jobs_repo.compare_and_set_status(
+                    session,
+                    job.id,
+                    ["validating_files"],
+                    "failed",
+                    error=error,
+                    finished_at=now(),
+                ):
+                    add_event(session, job, error["message"], level="error")
+                return
+        if jobs_repo.compare_and_set_status(session, job.id, ["validating_files"], "queued"):
+            add_event(session, job, "Files validated; job queued for training.")
+            enqueue_after_commit(session, TRAIN_TASK, [job.id], GPU_QUEUE)
+
+
+@celery.task(name=TRAIN_TASK)
+def train_job(job_id: str) -> None:
+    run_training_job(job_id)

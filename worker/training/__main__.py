@@ -1,0 +1,33 @@
+"""`python -m worker.training CONFIG.json`: run the SFT recipe outside the platform, printing
+events, metrics and the result as JSON lines (for benchmarks and debugging)."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from worker.training.recipe import PrintReporter, SFTRecipe, TrainConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker.training", description=__doc__)
+    parser.add_argument("config", type=Path, help="JSON file with TrainConfig fields")
+    args = parser.parse_args(argv)
+
+    config = TrainConfig.from_dict(json.loads(args.config.read_text()))
+    recipe = SFTRecipe(config, PrintReporter())
+    recipe.setup()
+    result = recipe.train()
+    print(json.dumps({
+        "type": "result",
+        "status": result.status,
+        "steps": result.steps,
+        "trained_tokens": result.trained_tokens,
+        "final_loss": result.final_loss,
+        "adapter_dir": str(result.adapter_dir) if result.adapter_dir else None,
+    }), flush=True)
+    return 0 if result.status == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
