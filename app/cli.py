@@ -1,21 +1,45 @@
 """`loraplex` command line: operator tasks that do not belong behind the HTTP API."""
 
 import json
+import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from app.config import ROOT
 
+if TYPE_CHECKING:
+    from app.uploads.client import DatasetClient
+
 cli = typer.Typer(help="Loraplex: fine-tuning as a service.", no_args_is_help=True)
 tenants_cli = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
 models_cli = typer.Typer(help="Base models in the catalog.", no_args_is_help=True)
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+datasets_cli = typer.Typer(
+    help="Upload datasets and read their validation reports (over the HTTP API).",
+    no_args_is_help=True,
+)
+uploads_cli = typer.Typer(help="Multipart uploads (the Uploads API).", no_args_is_help=True)
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(models_cli, name="models")
 cli.add_typer(db_cli, name="db")
+cli.add_typer(datasets_cli, name="datasets")
+cli.add_typer(uploads_cli, name="uploads")
+
+BaseUrlOption = Annotated[
+    str,
+    typer.Option(envvar="LORAPLEX_BASE_URL", help="The API's /v1 URL."),
+]
+ApiKeyOption = Annotated[
+    str,
+    typer.Option(envvar="LORAPLEX_API_KEY", help="A tenant API key (lpx-…)."),
+]
+PART_BYTES = 64 * 1024 * 1024  # the Uploads API's largest part
+WaitOption = Annotated[
+    float, typer.Option(help="Seconds to wait for validation to finish (0: do not wait).")
+]
 
 
 def alembic_config(url: str | None = None):  # type: ignore[no-untyped-def]
@@ -101,6 +125,110 @@ def models_path(model_id: str) -> None:
     typer.echo(str(Path(entry.local_path)))
 
 
+@uploads_cli.command("expire")
+def uploads_expire() -> None:
+    """Expire pending uploads past their hour and delete their parts; prints the count."""
+    from app.db import session_scope
+    from app.uploads.service import expire_stale_uploads
+
+    with session_scope() as session:
+        expired = expire_stale_uploads(session)
+    typer.echo(json.dumps({"expired": expired}))
+
+
+def _show_report(
+    client: "DatasetClient", file: dict[str, Any] | None, file_id: str, wait: float
+) -> None:
+    """Print the file's validation summary (waiting up to `wait` seconds for it) and exit 1
+    when the file has errors, 2 when validation had not finished."""
+    from rich.console import Console
+
+    from app.files.summary import has_errors, print_summary
+
+    console = Console()
+    if wait > 0:
+        with console.status(f"validating {file_id} …"):
+            report = client.wait_for_report(file_id, timeout=wait)
+    else:
+        report = client.report(file_id)
+    print_summary(console, file, report)
+    if has_errors(report):
+        raise typer.Exit(1)
+    if report.get("status") not in ("processed", "error"):
+        raise typer.Exit(2)
+
+
+@datasets_cli.command("upload")
+def datasets_upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    purpose: str = "fine-tune",
+    base_url: BaseUrlOption = "http://127.0.0.1:8000/v1",
+    api_key: ApiKeyOption = "",
+    wait: WaitOption = 600,
+    part_size: Annotated[int, typer.Option(hidden=True, min=1, max=PART_BYTES)] = PART_BYTES,
+) -> None:
+    """Upload FILE (JSONL or .jsonl.gz) with a progress bar, wait for validation and print its
+    report. Files over 64 MB go through the Uploads API in parts. Exit code 1: the file has
+    errors."""
+    import httpx
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from app.uploads.client import ApiError, DatasetClient
+
+    size = file.stat().st_size
+    with DatasetClient(base_url, api_key, part_bytes=part_size) as client:
+        try:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            ) as progress:
+                parts = -(-size // part_size)
+                label = f"{file.name}" + (f" ({parts} parts)" if parts > 1 else "")
+                task = progress.add_task(label, total=size)
+                uploaded = client.upload(
+                    file, purpose, on_bytes=lambda n: progress.advance(task, n)
+                )
+            typer.echo(f"uploaded {uploaded['id']} ({uploaded['bytes']} bytes)")
+            _show_report(client, uploaded, uploaded["id"], wait)
+        except (ApiError, httpx.HTTPError, OSError) as exc:
+            typer.echo(f"upload failed: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+@datasets_cli.command("report")
+def datasets_report(
+    file_id: str,
+    base_url: BaseUrlOption = "http://127.0.0.1:8000/v1",
+    api_key: ApiKeyOption = "",
+    wait: WaitOption = 0,
+) -> None:
+    """Print the validation report of FILE_ID. Exit code 1: the file has errors."""
+    import httpx
+
+    from app.uploads.client import ApiError, DatasetClient
+
+    with DatasetClient(base_url, api_key) as client:
+        try:
+            _show_report(client, None, file_id, wait)
+        except (ApiError, httpx.HTTPError) as exc:
+            typer.echo(f"report failed: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+def _raise_keyboard_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 @cli.command("up")
 def up() -> None:
     """Migrate, then run vLLM, the workers and the API until Ctrl-C."""
@@ -112,6 +240,10 @@ def up() -> None:
     settings = get_settings()
     command.upgrade(alembic_config(), "head")
     stack = Stack(settings)
+    # Stop cleanly on SIGTERM too, and on SIGINT even when started in the background
+    # (where the shell leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         stack.start_vllm()
         stack.start_workers()

@@ -17,8 +17,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(ROOT / "var", alias="LORAPLEX_DATA_DIR")
     database_url: str = Field("", alias="DATABASE_URL")
     redis_url: str = Field("", alias="REDIS_URL")
-    # OpenAI-compatible vLLM server(s) the gateway talks to.
+    # OpenAI-compatible vLLM server(s) the gateway talks to: LORAPLEX_VLLM_URLS (comma-separated
+    # replicas) wins over the single LORAPLEX_VLLM_URL.
     vllm_url: str = Field("http://127.0.0.1:8001", alias="LORAPLEX_VLLM_URL")
+    vllm_urls_raw: str = Field("", alias="LORAPLEX_VLLM_URLS")
+    # Seconds between replica health checks; an unhealthy replica is skipped until it answers.
+    vllm_health_interval: float = Field(5.0, alias="LORAPLEX_VLLM_HEALTH_INTERVAL")
+    # A replica with this many requests in flight spills new ones to the least loaded replica.
+    vllm_spill_inflight: int = Field(16, alias="LORAPLEX_VLLM_SPILL_INFLIGHT")
     models_dir_override: Path | None = Field(None, alias="LORAPLEX_MODELS_DIR")
     catalog_path: Path | None = Field(None, alias="LORAPLEX_CATALOG")
     max_upload_bytes: int = Field(8 * 1024**3, alias="LORAPLEX_MAX_UPLOAD_BYTES")
@@ -33,6 +39,16 @@ class Settings(BaseSettings):
     vllm_max_model_len: int = Field(4096, alias="LORAPLEX_VLLM_MAX_MODEL_LEN")
     api_host: str = Field("127.0.0.1", alias="LORAPLEX_API_HOST")
     api_port: int = Field(8000, alias="LORAPLEX_API_PORT")
+    # Per-tenant rate limits (defaults; the `rate_limits` table overrides them per tenant).
+    # A Redis token bucket when REDIS_URL is set, an in-process one in the embedded mode.
+    rate_limit_rpm: int = Field(600, alias="LORAPLEX_RATE_LIMIT_RPM")
+    rate_limit_tpm: int = Field(1_000_000, alias="LORAPLEX_RATE_LIMIT_TPM")
+    # Usage counters and completion records are written in batches this often (seconds).
+    usage_flush_interval: float = Field(1.0, alias="LORAPLEX_USAGE_FLUSH_INTERVAL")
+    # Drift: thumbs-down rate over the recent window vs the adapter's first week.
+    drift_margin: float = Field(0.10, alias="LORAPLEX_DRIFT_MARGIN")
+    drift_min_volume: int = Field(20, alias="LORAPLEX_DRIFT_MIN_VOLUME")
+    metrics_enabled: bool = Field(True, alias="LORAPLEX_METRICS_ENABLED")
     # Pepper mixed into API-key hashes. Must be set outside dev.
     secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
 
@@ -47,6 +63,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'loraplex.db'}"
+
+    @property
+    def vllm_urls(self) -> list[str]:
+        urls = [u.strip().rstrip("/") for u in self.vllm_urls_raw.split(",") if u.strip()]
+        return urls or [self.vllm_url.rstrip("/")]
 
     @property
     def broker_url(self) -> str:

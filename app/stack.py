@@ -1,6 +1,6 @@
 """`loraplex up`: run the whole platform on one machine — migrations, the vLLM server, a CPU
-and a GPU-queue Celery worker, and the API (which serves the web UI). Every process is a
-plain command, the same ones docker-compose.yml runs; logs go to var/logs/."""
+and a GPU-queue Celery worker, celery beat, and the API (which serves the web UI). Every
+process is a plain command, the same ones docker-compose.yml runs; logs go to var/logs/."""
 
 import os
 import signal
@@ -65,6 +65,11 @@ def worker_command(queue: str) -> list[str]:
     ]
 
 
+def beat_command(settings: Settings) -> list[str]:
+    schedule = settings.data_dir / "celerybeat-schedule"
+    return [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "--schedule", str(schedule)]
+
+
 def api_command(settings: Settings) -> list[str]:
     return [
         str(BIN / "uvicorn"),
@@ -117,6 +122,7 @@ class Stack:
     def start_workers(self) -> None:
         self.start("worker-cpu", worker_command("cpu"))
         self.start("worker-gpu", worker_command("gpu"))
+        self.start("beat", beat_command(self.settings))
 
     def start_api(self) -> None:
         self.start("api", api_command(self.settings))

@@ -9,11 +9,19 @@ from celery import Celery
 from app.config import get_settings
 from app.kit.queue import CPU_QUEUE, GPU_QUEUE, celery_config
 
-celery = Celery("loraplex", include=["worker.tasks.datasets", "worker.tasks.jobs"])
+celery = Celery(
+    "loraplex",
+    include=["worker.tasks.datasets", "worker.tasks.jobs", "worker.tasks.maintenance"],
+)
 celery.conf.update(celery_config(get_settings()))
 celery.conf.task_routes = {
     "worker.tasks.datasets.*": {"queue": CPU_QUEUE},
     "worker.tasks.jobs.validate_job": {"queue": CPU_QUEUE},
     "worker.tasks.jobs.train_job": {"queue": GPU_QUEUE},
+    "worker.tasks.maintenance.*": {"queue": CPU_QUEUE},
+}
+# `celery -A worker.celery_app beat` sends these; run exactly one beat per deployment.
+celery.conf.beat_schedule = {
+    "expire-uploads": {"task": "worker.tasks.maintenance.expire_uploads", "schedule": 300.0},
 }
 app = celery

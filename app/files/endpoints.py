@@ -1,29 +1,22 @@
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.auth.dependencies import CurrentTenant, SessionDep
 from app.files import repository, service
-from app.files.schemas import FileDeleted, FilePublic, FileReport
+from app.files.multipart import IncomingBody
+from app.files.schemas import UPLOAD_FORM_SCHEMA, FileDeleted, FilePublic, FileReport
 from app.kit.pagination import ListPage
-from app.kit.storage import CHUNK
 
 router = APIRouter(tags=["files"])
 
 
-@router.post("/v1/files", response_model=FilePublic)
-async def upload_file(
-    tenant: CurrentTenant,
-    session: SessionDep,
-    file: UploadFile,
-    purpose: Annotated[str, Form()],
-) -> FilePublic:
-    async def chunks():  # type: ignore[no-untyped-def]
-        while data := await file.read(CHUNK):
-            yield data
-
-    return FilePublic.of(await service.upload(session, tenant, file.filename, purpose, chunks()))
+# The body is read by the service as a stream (not by FastAPI's form parsing), so its shape
+# is declared for the OpenAPI schema only.
+@router.post("/v1/files", response_model=FilePublic, openapi_extra=UPLOAD_FORM_SCHEMA)
+async def upload_file(tenant: CurrentTenant, session: SessionDep, request: Request) -> FilePublic:
+    return FilePublic.of(await service.upload(session, tenant, IncomingBody.of(request)))
 
 
 @router.get("/v1/files", response_model=ListPage[FilePublic])

@@ -7,6 +7,32 @@ from app.models import File
 UPLOAD_PURPOSES = ("fine-tune",)
 
 
+def multipart_schema(
+    file_field: str, fields: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """`openapi_extra` for a route that streams its multipart body itself."""
+    properties = {file_field: {"type": "string", "format": "binary"}, **(fields or {})}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": properties,
+                        "required": list(properties),
+                    }
+                }
+            },
+        }
+    }
+
+
+UPLOAD_FORM_SCHEMA = multipart_schema(
+    "file", {"purpose": {"type": "string", "enum": list(UPLOAD_PURPOSES)}}
+)
+
+
 class FilePublic(BaseModel):
     id: str
     object: Literal["file"] = "file"

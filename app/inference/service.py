@@ -1,103 +1,334 @@
-"""Resolve a request's `model` to something vLLM serves, then proxy the request."""
+"""Resolve a request's `model` (base model, own `ft:` adapter or alias) to something vLLM
+serves, then proxy it: rate limit, pick a replica, make sure the adapter is resident, forward,
+rename `model` back, and report usage — without a database write on the request path."""
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import httpx
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.adapters import repository as adapters
+from app.adapters import repository as adapters_repo
+from app.adapters import service as adapters
+from app.aliases import service as aliases
 from app.catalog.catalog import get_base_model
 from app.errors import InvalidRequest, NotFound, UpstreamUnavailable
-from app.inference.residency import AdapterResidency
-from app.inference.vllm_client import AdapterLoadFailed, VLLMClient, iter_lines
+from app.inference.replicas import Replica, ReplicaPool
+from app.inference.schemas import ServedRequest, ServingTarget
+from app.inference.vllm_client import ReplicaUnreachable, iter_lines
+from app.kit.metrics import INFERENCE_REQUESTS, INFERENCE_TOKENS, UPSTREAM_RETRIES
 from app.kit.storage import get_storage
-from app.models import Tenant
+from app.models import Adapter, Tenant
+from app.ratelimits import service as ratelimits
+from app.ratelimits.bucket import Decision, Limits
+from app.ratelimits.service import Limiter
+
+log = logging.getLogger(__name__)
+
+CHAT_ROUTE = "/v1/chat/completions"
+# vLLM request extensions a tenant may not set: the chat template is the served model's (the
+# adapters were checked against it), and nothing may name files or code on the server.
+BLOCKED_FIELDS = ("chat_template", "logits_processors", "lora_request", "kv_transfer_params")
+SERVED_MODEL_HEADER = "x-loraplex-served-model"
+
+Sink = Callable[[ServedRequest], None]
 
 
-@dataclass(frozen=True)
-class ServingTarget:
-    public_name: str  # what the tenant asked for and sees in responses
-    served_name: str  # what vLLM knows it as
-    adapter_path: str | None = None
+def _not_found(model: str) -> NotFound:
+    return NotFound(
+        f"The model '{model}' does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def _adapter_target(
+    adapter: Adapter, public_name: str, kind: str, limits: Limits, system_prompt: str | None
+) -> ServingTarget:
+    adapters.check_servable(adapter)
+    return ServingTarget(
+        tenant_id=adapter.tenant_id,
+        public_name=public_name,
+        served_name=adapter.id,
+        kind=kind,
+        base_model=adapter.base_model,
+        limits=limits,
+        adapter_id=adapter.id,
+        adapter_path=str(get_storage().path(adapter.storage_key)),
+        system_prompt=system_prompt,
+    )
 
 
 def resolve(session: Session, tenant: Tenant, body: dict[str, Any]) -> ServingTarget:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string.", param="model")
+    limits = ratelimits.limits_for(session, tenant.id)
     if get_base_model(model) is not None:
-        return ServingTarget(public_name=model, served_name=model)
-    adapter = adapters.get_by_name(session, tenant.id, model)
-    if adapter is None or adapter.status != "ready":
-        raise NotFound(
-            f"The model '{model}' does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
-    path = str(get_storage().path(adapter.storage_key))
-    return ServingTarget(public_name=model, served_name=adapter.id, adapter_path=path)
+        return ServingTarget(tenant.id, model, model, "base", model, limits)
+    adapter = adapters_repo.get_by_name(session, tenant.id, model)
+    if adapter is not None:
+        return _adapter_target(adapter, model, "adapter", limits, None)
+    alias = aliases.lookup(session, tenant.id, model)
+    if alias is None:
+        raise _not_found(model)
+    if alias.adapter_id is not None:
+        target = adapters_repo.get(session, tenant.id, alias.adapter_id)
+        if target is None:
+            raise _not_found(model)
+        return _adapter_target(target, model, "alias", limits, alias.system_prompt)
+    assert alias.base_model is not None
+    if get_base_model(alias.base_model) is None:
+        raise _not_found(model)
+    return ServingTarget(
+        tenant_id=tenant.id,
+        public_name=model,
+        served_name=alias.base_model,
+        kind="alias",
+        base_model=alias.base_model,
+        limits=limits,
+        system_prompt=alias.system_prompt,
+    )
+
+
+def upstream_body(route: str, target: ServingTarget, body: dict[str, Any]) -> tuple[dict, bool]:
+    """The body vLLM gets, and whether the client itself asked for streamed usage."""
+    out = {k: v for k, v in body.items() if k not in BLOCKED_FIELDS}
+    out["model"] = target.served_name
+    if target.system_prompt and route == CHAT_ROUTE:
+        out["messages"] = with_system_prompt(body["messages"], target.system_prompt)
+    wants_usage = False
+    if body.get("stream"):
+        options = dict(body.get("stream_options") or {})
+        wants_usage = bool(options.get("include_usage"))
+        options["include_usage"] = True  # always meter streams; stripped again if not asked
+        out["stream_options"] = options
+    return out, wants_usage
+
+
+def with_system_prompt(messages: list[Any], prompt: str) -> list[Any]:
+    """The alias' system prompt comes first; a client's own system message follows it."""
+    first = messages[0] if messages else None
+    if isinstance(first, dict) and first.get("role") == "system":
+        content = first.get("content")
+        if isinstance(content, str):
+            return [{**first, "content": f"{prompt}\n\n{content}"}, *messages[1:]]
+    return [{"role": "system", "content": prompt}, *messages]
 
 
 class Gateway:
-    def __init__(self, client: VLLMClient):
-        self.client = client
-        self.residency = AdapterResidency(client)
-
-    async def _prepare(self, target: ServingTarget) -> None:
-        if target.adapter_path is None:
-            return
-        try:
-            await self.residency.ensure_loaded(target.served_name, target.adapter_path)
-        except AdapterLoadFailed as exc:
-            raise UpstreamUnavailable(str(exc), code="adapter_load_failed") from exc
+    def __init__(self, pool: ReplicaPool, limiter: Limiter, sinks: Sequence[Sink] = ()):
+        self.pool = pool
+        self.limiter = limiter
+        self.sinks = list(sinks)
 
     async def complete(
-        self, path: str, target: ServingTarget, body: dict[str, Any]
+        self, route: str, target: ServingTarget, body: dict[str, Any]
     ) -> JSONResponse | StreamingResponse:
-        upstream_body = {**body, "model": target.served_name}
-        await self._prepare(target)
+        started = time.perf_counter()
+        decision = await ratelimits.admit(self.limiter, target.tenant_id, target.limits)
+        payload, wants_usage = upstream_body(route, target, body)
+        headers = self._headers(target, decision)
         if body.get("stream"):
-            return await self._stream(path, target, upstream_body)
-        response = await self.client.post_json(path, upstream_body)
-        if response.status_code == 404 and target.adapter_path:
-            # The engine lost the adapter (restart or eviction): reload once and retry.
-            self.residency.forget(target.served_name)
-            await self._prepare(target)
-            response = await self.client.post_json(path, upstream_body)
-        payload = response.json()
-        if isinstance(payload, dict) and "model" in payload:
-            payload["model"] = target.public_name
-        return JSONResponse(payload, status_code=response.status_code)
+            return await self._stream(route, target, payload, wants_usage, started, headers)
+        replica, response = await self._open(route, target, payload, stream=False)
+        try:
+            result = _json(response)
+        finally:
+            replica.inflight -= 1
+        if response.status_code == 200 and isinstance(result, dict):
+            await self._served(route, target, result.get("id"), result.get("usage"), started)
+        else:
+            INFERENCE_REQUESTS.labels(route, target.kind, "upstream_error").inc()
+        if isinstance(result, dict) and "model" in result:
+            result["model"] = target.public_name
+        return JSONResponse(result, status_code=response.status_code, headers=headers)
+
+    def _headers(self, target: ServingTarget, decision: Decision) -> dict[str, str]:
+        limits = ratelimits.headers(decision, target.limits)
+        return {**limits, SERVED_MODEL_HEADER: target.served_name}
+
+    async def _open(
+        self, route: str, target: ServingTarget, body: dict[str, Any], stream: bool
+    ) -> tuple[Replica, httpx.Response]:
+        """Send to a replica; retry once if the replica is unreachable (on another replica, or
+        on the same one if a fresh probe finds it back) or lost the adapter (reload first).
+        The caller owns `replica.inflight` of the replica returned and must decrement it."""
+        retried = False
+        while True:
+            replica = await self.pool.pick(target.routing_key)
+            replica.inflight += 1
+            try:
+                response = await self._send(replica, route, target, body, stream)
+            except ReplicaUnreachable:
+                replica.inflight -= 1
+                self.pool.mark_down(replica)
+                if retried:
+                    raise
+                retried = True
+                UPSTREAM_RETRIES.labels("unreachable").inc()
+                continue
+            except BaseException:
+                replica.inflight -= 1
+                raise
+            if response.status_code == 404 and target.adapter_path and not retried:
+                # The replica lost the adapter (it restarted): reload it and retry once.
+                await response.aclose()
+                replica.inflight -= 1
+                replica.residency.forget(target.served_name)
+                retried = True
+                UPSTREAM_RETRIES.labels("adapter_lost").inc()
+                continue
+            return replica, response
+
+    async def _send(
+        self,
+        replica: Replica,
+        route: str,
+        target: ServingTarget,
+        body: dict[str, Any],
+        stream: bool,
+    ) -> httpx.Response:
+        if target.adapter_path is None:
+            if stream:
+                return await replica.client.open_stream(route, body)
+            return await replica.client.post_json(route, body)
+        await replica.residency.acquire(target.served_name, target.adapter_path)
+        try:
+            if stream:
+                return await replica.client.open_stream(route, body)
+            return await replica.client.post_json(route, body)
+        finally:
+            replica.residency.release(target.served_name)
 
     async def _stream(
-        self, path: str, target: ServingTarget, body: dict[str, Any]
+        self,
+        route: str,
+        target: ServingTarget,
+        body: dict[str, Any],
+        wants_usage: bool,
+        started: float,
+        headers: dict[str, str],
     ) -> JSONResponse | StreamingResponse:
-        response = await self.client.open_stream(path, body)
-        if response.status_code == 404 and target.adapter_path:
-            await response.aclose()
-            self.residency.forget(target.served_name)
-            await self._prepare(target)
-            response = await self.client.open_stream(path, body)
+        replica, response = await self._open(route, target, body, stream=True)
         if response.status_code != 200:
-            content = await response.aread()
-            await response.aclose()
-            return JSONResponse(json.loads(content or b"{}"), status_code=response.status_code)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+                replica.inflight -= 1
+            INFERENCE_REQUESTS.labels(route, target.kind, "upstream_error").inc()
+            return JSONResponse(_loads(content), status_code=response.status_code, headers=headers)
         return StreamingResponse(
-            _rewrite_sse(iter_lines(response), target.public_name),
+            self._relay(route, replica, response, target, wants_usage, started),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    async def _relay(
+        self,
+        route: str,
+        replica: Replica,
+        response: httpx.Response,
+        target: ServingTarget,
+        wants_usage: bool,
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        """Pass SSE through line by line, renaming the model in each chunk and taking the
+        usage from vLLM's final chunk (dropped again if the client did not ask for it)."""
+        completion_id: str | None = None
+        usage: dict[str, Any] | None = None
+        skip_blank = False
+        try:
+            async for line in iter_lines(response):
+                if skip_blank and not line:
+                    skip_blank = False
+                    continue
+                if line.startswith("data: {"):
+                    chunk = json.loads(line[6:])
+                    completion_id = completion_id or chunk.get("id")
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    if not wants_usage:
+                        chunk.pop("usage", None)
+                        if not chunk.get("choices"):
+                            skip_blank = True
+                            continue
+                    if "model" in chunk:
+                        chunk["model"] = target.public_name
+                    line = "data: " + json.dumps(chunk, separators=(",", ":"))
+                yield (line + "\n").encode()
+        except httpx.HTTPError as exc:
+            # The replica went away mid-stream: end the stream with an error event.
+            log.warning("stream from %s broke: %r", replica.url, exc)
+            INFERENCE_REQUESTS.labels(route, target.kind, "stream_broken").inc()
+            error = {
+                "error": {
+                    "message": "The inference engine stopped mid-stream; retry the request.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "inference_interrupted",
+                }
+            }
+            yield f"data: {json.dumps(error)}\n\n".encode()
+            return
+        finally:
+            replica.inflight -= 1
+            await response.aclose()  # also when the client went away mid-stream
+        await self._served(route, target, completion_id, usage, started)
 
-async def _rewrite_sse(lines: AsyncIterator[str], public_name: str) -> AsyncIterator[bytes]:
-    """Pass SSE through line by line, renaming the model in each JSON chunk."""
-    async for line in lines:
-        if line.startswith("data: {"):
-            chunk = json.loads(line[6:])
-            if "model" in chunk:
-                chunk["model"] = public_name
-            line = "data: " + json.dumps(chunk, separators=(",", ":"))
-        yield (line + "\n").encode()
+    async def _served(
+        self,
+        route: str,
+        target: ServingTarget,
+        completion_id: Any,
+        usage: Any,
+        started: float,
+    ) -> None:
+        usage = usage if isinstance(usage, dict) else {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        INFERENCE_REQUESTS.labels(route, target.kind, "ok").inc()
+        INFERENCE_TOKENS.labels("prompt", target.base_model).inc(prompt)
+        INFERENCE_TOKENS.labels("completion", target.base_model).inc(completion)
+        served = ServedRequest(
+            tenant_id=target.tenant_id,
+            model=target.public_name,
+            served_model=target.served_name,
+            adapter_id=target.adapter_id,
+            completion_id=completion_id if isinstance(completion_id, str) else None,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            finished_at=time.time(),
+        )
+        for sink in self.sinks:
+            try:
+                sink(served)
+            except Exception:
+                log.exception("usage sink failed")
+        if prompt + completion:
+            await self.limiter.debit(target.tenant_id, prompt + completion, target.limits)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise UpstreamUnavailable(
+            f"The inference engine answered {response.status_code} without a JSON body.",
+            code="inference_bad_response",
+        ) from None
+
+
+def _loads(content: bytes) -> Any:
+    try:
+        return json.loads(content or b"{}")
+    except ValueError:
+        raise UpstreamUnavailable(
+            "The inference engine answered without a JSON body.", code="inference_bad_response"
+        ) from None

@@ -1,5 +1,6 @@
 """The only code that speaks to vLLM. Tenants never reach vLLM's admin routes: the gateway
-calls `/v1/load_lora_adapter` itself and proxies just the inference routes."""
+calls `/v1/load_lora_adapter` and `/v1/unload_lora_adapter` itself and proxies just the
+inference routes."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,15 +14,28 @@ class AdapterLoadFailed(Exception):
     pass
 
 
+class ReplicaUnreachable(UpstreamUnavailable):
+    """The replica did not answer at all (refused, reset, timed out connecting)."""
+
+
 class VLLMClient:
     def __init__(self, base_url: str, timeout: float = 600.0):
         self.base_url = base_url.rstrip("/")
         self.http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(timeout, connect=5.0)
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    async def healthy(self, timeout: float = 3.0) -> bool:
+        try:
+            response = await self.http.get("/health", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     async def loaded_adapters(self) -> set[str]:
         response = await self._send("GET", "/v1/models")
@@ -35,6 +49,10 @@ class VLLMClient:
             return
         raise AdapterLoadFailed(f"vLLM refused adapter {lora_name}: {response.text[:500]}")
 
+    async def unload_adapter(self, lora_name: str) -> None:
+        """Unregister an adapter; one the replica does not have (it restarted) is fine."""
+        await self._send("POST", "/v1/unload_lora_adapter", json={"lora_name": lora_name})
+
     async def post_json(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await self._send("POST", path, json=body)
 
@@ -43,17 +61,17 @@ class VLLMClient:
             request = self.http.build_request("POST", path, json=body)
             return await self.http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise _unavailable(exc) from exc
+            raise _unreachable(exc) from exc
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise _unavailable(exc) from exc
+            raise _unreachable(exc) from exc
 
 
-def _unavailable(exc: Exception) -> UpstreamUnavailable:
-    return UpstreamUnavailable(
+def _unreachable(exc: Exception) -> ReplicaUnreachable:
+    return ReplicaUnreachable(
         f"The inference engine is unavailable right now ({type(exc).__name__}); retry shortly."
     )
 

@@ -1,11 +1,33 @@
 """SQLAlchemy tables, one file per table. Importing this package registers them all."""
 
 from app.models.adapter import Adapter
+from app.models.alias import Alias
 from app.models.api_key import ApiKey
+from app.models.completion_record import CompletionRecord
+from app.models.feedback import Feedback
 from app.models.file import File
 from app.models.job import FineTuningJob
 from app.models.job_checkpoint import JobCheckpoint
 from app.models.job_event import JobEvent
+from app.models.rate_limit import RateLimit
 from app.models.tenant import Tenant
+from app.models.upload import Upload
+from app.models.upload_part import UploadPart
+from app.models.usage_daily import UsageDaily
 
-__all__ = ["Adapter", "ApiKey", "File", "FineTuningJob", "JobCheckpoint", "JobEvent", "Tenant"]
+__all__ = [
+    "Adapter",
+    "Alias",
+    "ApiKey",
+    "CompletionRecord",
+    "Feedback",
+    "File",
+    "FineTuningJob",
+    "JobCheckpoint",
+    "JobEvent",
+    "RateLimit",
+    "Tenant",
+    "Upload",
+    "UploadPart",
+    "UsageDaily",
+]

@@ -1,23 +1,47 @@
-"""Validate a stored file and record the report on its row."""
+"""Build the data-quality report of a stored file and record it on the file's row."""
+
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.catalog.catalog import DEFAULT_MODEL_ID, get_base_model
 from app.kit.storage import get_storage
 from app.models import File
-from worker.datasets.validate import ValidationReport, validate_file
+from worker.datasets.contamination import contamination_report
+from worker.datasets.report import ReportOptions, build_report
+from worker.datasets.validate import ValidationReport
+
+__all__ = [
+    "contamination_report",
+    "job_contamination",
+    "job_file_error",
+    "report_options",
+    "validate_stored_file",
+]
+
+
+def report_options(model_id: str = DEFAULT_MODEL_ID) -> ReportOptions:
+    """Token counts use the base model's own tokenizer when it is on this machine."""
+    model = get_base_model(model_id)
+    tokenizer_dir = model.local_path if model else None
+    if tokenizer_dir is None or not (tokenizer_dir / "tokenizer.json").exists():
+        return ReportOptions()
+    return ReportOptions(tokenizer_dir=tokenizer_dir, tokenizer_name=model_id)
 
 
 def validate_stored_file(session: Session, file: File) -> ValidationReport:
-    report = validate_file(get_storage().path(file.storage_key))
+    report = build_report(Path(get_storage().path(file.storage_key)), report_options())
     file.report = report.to_dict()
-    if report.error_count:
+    validation = report.validation
+    if validation.error_count:
         file.status = "error"
-        file.status_details = report.first_error_summary()
+        file.status_details = validation.first_error_summary()
     else:
         file.status = "processed"
         file.status_details = None
     session.flush()
-    return report
+    return validation
 
 
 def job_file_error(session: Session, file_id: str, param: str) -> dict[str, str] | None:
@@ -43,3 +67,19 @@ def job_file_error(session: Session, file_id: str, param: str) -> dict[str, str]
         "param": param,
         "message": f"{kind} file {file_id} is invalid: {report.first_error_summary()}",
     }
+
+
+def stored_file_path(file: File) -> Path:
+    """Where a file's bytes are, for `contamination_report(train, validation)`."""
+    return Path(get_storage().path(file.storage_key))
+
+
+def job_contamination(
+    session: Session, training_file_id: str, validation_file_id: str
+) -> dict[str, Any]:
+    """Contamination of a job's validation file by its training file (see contamination.py)."""
+    training = session.get(File, training_file_id)
+    validation = session.get(File, validation_file_id)
+    if training is None or validation is None:
+        raise LookupError("training or validation file no longer exists")
+    return contamination_report(stored_file_path(training), stored_file_path(validation))

@@ -1,5 +1,6 @@
-"""Row-level validation of chat fine-tuning JSONL. Pure logic: given lines, produce a report
-with stable error codes and 1-based line numbers."""
+"""Row-level validation of fine-tuning JSONL: given lines, a report with the detected format,
+stable error codes and 1-based line numbers. The full data-quality report (tokens, duplicates,
+...) builds on it in worker/datasets/report.py."""
 
 import json
 from collections import Counter
@@ -8,9 +9,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROLES = {"system", "user", "assistant", "tool"}
-MAX_LINE_BYTES = 10 * 1024 * 1024
+import orjson
+
+from worker.datasets.formats import RowFormat, detect_format
+from worker.datasets.rows import Problem, check_chat_row, check_row
+from worker.datasets.source import (
+    MAX_LINE_BYTES,
+    UTF8_BOM,
+    LineBlock,
+    OversizedLine,
+    ReadFailure,
+    iter_pieces,
+)
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "MAX_LISTED_ERRORS",
+    "RowError",
+    "ValidationReport",
+    "check_chat_row",
+    "check_lines",
+    "parse_line",
+    "validate_file",
+    "validate_lines",
+]
+
 MAX_LISTED_ERRORS = 100
+SNIFF_LINES = 1000
 
 
 @dataclass(frozen=True)
@@ -22,7 +47,7 @@ class RowError:
 
 @dataclass
 class ValidationReport:
-    format: str = "chat"
+    format: str = RowFormat.CHAT.value
     rows: int = 0
     valid_rows: int = 0
     bytes: int = 0
@@ -38,10 +63,20 @@ class ValidationReport:
         if len(self.errors) < MAX_LISTED_ERRORS:
             self.errors.append(error)
 
+    def merge(self, other: "ValidationReport") -> None:
+        """Add the counts and errors of the next part of the same file."""
+        self.rows += other.rows
+        self.valid_rows += other.valid_rows
+        self.bytes += other.bytes
+        self.errors_by_code.update(other.errors_by_code)
+        room = MAX_LISTED_ERRORS - len(self.errors)
+        self.errors.extend(other.errors[: max(room, 0)])
+
     def first_error_summary(self) -> str:
         e = self.errors[0]
         more = f" ({self.error_count - 1} more)" if self.error_count > 1 else ""
-        return f"line {e.line}: {e.message} [{e.code}]{more}"
+        where = f"line {e.line}" if e.line else "file"
+        return f"{where}: {e.message} [{e.code}]{more}"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ValidationReport":
@@ -66,76 +101,126 @@ class ValidationReport:
         }
 
 
-def check_chat_row(row: Any) -> tuple[str, str] | None:
-    """Return (code, message) for the first problem in a chat row, or None if it is valid."""
-    if not isinstance(row, dict):
-        return "not_an_object", f"expected a JSON object, got {type(row).__name__}"
-    if "messages" not in row:
-        return "missing_messages", "missing required key 'messages'"
-    messages = row["messages"]
-    if not isinstance(messages, list) or not messages:
-        return "invalid_messages", "'messages' must be a non-empty array"
-    has_assistant = False
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            return "invalid_message", f"messages[{i}] must be an object"
-        role = message.get("role")
-        if role not in ROLES:
-            return "unknown_role", f"messages[{i}].role {role!r} is not one of {sorted(ROLES)}"
-        content = message.get("content")
-        if content is None and role == "assistant" and message.get("tool_calls"):
-            has_assistant = True
+def parse_line(raw: bytes) -> Any:
+    """The JSON value of a non-blank line; raises LineProblem."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise LineProblem(
+            "line_too_long", f"line is {len(raw)} bytes; the limit is {MAX_LINE_BYTES}"
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson is strict where json is not (integers beyond 64 bits); ask json before refusing.
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineProblem("invalid_utf8", f"not valid UTF-8 at byte {exc.start}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineProblem(
+            "invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})"
+        ) from None
+
+
+class LineProblem(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def problem(self) -> Problem:
+        return self.code, self.message
+
+
+def sniff_format(lines: Iterable[tuple[int, bytes]]) -> RowFormat:
+    """The format of the first row whose keys announce one (chat when none does)."""
+    for count, (_, raw) in enumerate(lines):
+        if count >= SNIFF_LINES:
+            break
+        if not raw.strip():
             continue
-        if not isinstance(content, str):
-            return "invalid_content", f"messages[{i}].content must be a string"
-        if role in {"user", "assistant"} and not content.strip():
-            return "empty_content", f"messages[{i}].content is empty"
-        weight = message.get("weight", 1)
-        if role == "assistant" and weight not in (0, 1):
-            return "invalid_weight", f"messages[{i}].weight must be 0 or 1"
-        has_assistant = has_assistant or (role == "assistant" and weight == 1)
-    if not has_assistant:
-        return "no_assistant_message", "no trainable assistant message"
-    return None
+        try:
+            row = parse_line(raw)
+        except LineProblem:
+            continue
+        fmt = detect_format(row) if isinstance(row, dict) else None
+        if fmt is not None:
+            return fmt
+    return RowFormat.CHAT
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as f:
-        yield from enumerate(f, start=1)
+def validate_lines(
+    lines: Iterable[tuple[int, bytes]], file_format: RowFormat | None = None
+) -> ValidationReport:
+    """Validate a whole file given as (line number, bytes) pairs."""
+    numbered = list(_without_bom(lines))
+    report = check_lines(numbered, file_format or sniff_format(numbered))
+    if report.rows == 0:
+        add_empty_file_error(report)
+    return report
 
 
-def validate_lines(lines: Iterable[tuple[int, bytes]]) -> ValidationReport:
-    report = ValidationReport()
+def check_lines(lines: Iterable[tuple[int, bytes]], fmt: RowFormat) -> ValidationReport:
+    """Validate some lines of a file whose rows are `fmt`."""
+    report = ValidationReport(format=fmt.value)
     for number, raw in lines:
         report.bytes += len(raw)
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
         if not raw.strip():
             continue
         report.rows += 1
-        problem = _check_line(raw)
+        try:
+            problem = check_row(parse_line(raw), fmt)
+        except LineProblem as exc:
+            problem = exc.problem
         if problem:
             report.add_error(RowError(number, *problem))
         else:
             report.valid_rows += 1
-    if report.rows == 0:
-        report.add_error(RowError(0, "empty_file", "the file contains no rows"))
     return report
 
 
-def _check_line(raw: bytes) -> tuple[str, str] | None:
-    if len(raw) > MAX_LINE_BYTES:
-        return "line_too_long", f"line is {len(raw)} bytes; the limit is {MAX_LINE_BYTES}"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return "invalid_utf8", f"not valid UTF-8 at byte {exc.start}"
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return "invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})"
-    return check_chat_row(row)
+def add_empty_file_error(report: ValidationReport) -> None:
+    report.add_error(RowError(0, "empty_file", "the file contains no rows"))
+
+
+def _without_bom(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    for number, raw in lines:
+        yield number, raw.removeprefix(UTF8_BOM) if number == 1 else raw
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The lines of a plain or gzip file, oversized lines left out."""
+    for piece in iter_pieces(path):
+        if isinstance(piece, LineBlock):
+            yield from piece.lines()
 
 
 def validate_file(path: Path) -> ValidationReport:
-    return validate_lines(iter_lines(path))
+    """Row validation only (no tokenizer): what `job_file_error` needs."""
+    fmt = sniff_format(iter_lines(path))
+    report = ValidationReport(format=fmt.value)
+    for piece in iter_pieces(path):
+        if isinstance(piece, LineBlock):
+            report.merge(check_lines(piece.lines(), fmt))
+        elif isinstance(piece, OversizedLine):
+            add_oversized_line(report, piece)
+        elif isinstance(piece, ReadFailure):
+            report.add_error(RowError(piece.line, piece.code, piece.message))
+    if report.rows == 0:
+        add_empty_file_error(report)
+    return report
+
+
+def add_oversized_line(report: ValidationReport, piece: OversizedLine) -> None:
+    report.rows += 1
+    report.bytes += piece.size
+    report.add_error(
+        RowError(
+            piece.line,
+            "line_too_long",
+            f"line is {piece.size} bytes; the limit is {MAX_LINE_BYTES}",
+        )
+    )

@@ -18,14 +18,19 @@ def main(argv: list[str] | None = None) -> int:
     recipe = SFTRecipe(config, PrintReporter())
     recipe.setup()
     result = recipe.train()
-    print(json.dumps({
-        "type": "result",
-        "status": result.status,
-        "steps": result.steps,
-        "trained_tokens": result.trained_tokens,
-        "final_loss": result.final_loss,
-        "adapter_dir": str(result.adapter_dir) if result.adapter_dir else None,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "type": "result",
+                "status": result.status,
+                "steps": result.steps,
+                "trained_tokens": result.trained_tokens,
+                "final_loss": result.final_loss,
+                "adapter_dir": str(result.adapter_dir) if result.adapter_dir else None,
+            }
+        ),
+        flush=True,
+    )
     return 0 if result.status == "succeeded" else 1
 
 

@@ -1,12 +1,15 @@
 """Chat SFT data: JSONL conversations -> token ids with assistant-only labels -> padded batches.
 
 Each row is `{"messages": [{"role": ..., "content": ...}, ...]}` (OpenAI's chat fine-tuning
-format). Rows are rendered with the tokenizer's own chat template, so training sees exactly
+format), or a prompt/completion or instruction row converted to those messages by
+`worker.datasets.formats.to_chat_messages`; preference rows are refused (they are for DPO).
+Rows are rendered with the tokenizer's own chat template, so training sees exactly
 the text the served model will see. Only assistant turns are trained: their content and the
 end-of-turn token that lets the model stop. An assistant message with `"weight": 0` is kept
 as context but not trained.
 """
 
+import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -16,6 +19,10 @@ from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
+
+from worker.datasets.formats import PreferenceRowError, RowFormat, detect_format, to_chat_messages
+from worker.datasets.rows import check_row
+from worker.datasets.source import open_stream
 
 IGNORE_INDEX = -100  # label value that torch's cross-entropy (and HF models) skip
 ROLES = frozenset({"system", "user", "assistant"})
@@ -96,8 +103,14 @@ def load_chat_dataset(
 
 
 def read_conversations(path: str | Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """Yield (1-based line number, messages) for every non-blank line, validating the shape."""
-    with open(path, encoding="utf-8") as lines:
+    """Yield (1-based line number, messages) for every non-blank line, validating the shape.
+
+    Plain or gzip JSONL (told apart by magic bytes), UTF-8 with or without a BOM. Rows of any
+    supervised format (chat, prompt/completion, instruction) become chat messages through the
+    dataset code's `to_chat_messages`; the format of the first row is the file's format.
+    """
+    file_format: RowFormat | None = None
+    with open_stream(Path(path)) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig") as lines:
         for line_number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -105,7 +118,26 @@ def read_conversations(path: str | Path) -> Iterator[tuple[int, list[dict[str, A
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"line {line_number}: invalid JSON ({exc.msg})") from exc
-            yield line_number, _validated_messages(row, line_number)
+            detected = detect_format(row) if isinstance(row, dict) else None
+            file_format = file_format or detected or RowFormat.CHAT
+            yield (
+                line_number,
+                _validated_messages(_as_chat(row, file_format, line_number), line_number),
+            )
+
+
+def _as_chat(row: Any, fmt: RowFormat, line_number: int) -> Any:
+    """The row as `{"messages": [...]}`; chat rows are checked by `_validated_messages`."""
+    if fmt is RowFormat.CHAT or not isinstance(row, dict):
+        return row
+    if fmt is not RowFormat.PREFERENCE:
+        problem = check_row(row, fmt)
+        if problem:
+            raise ValueError(f"line {line_number}: {problem[1]} [{problem[0]}]")
+    try:
+        return {"messages": to_chat_messages(row, fmt)}
+    except PreferenceRowError as exc:
+        raise ValueError(f"line {line_number}: {exc}") from exc
 
 
 def _validated_messages(row: Any, line_number: int) -> list[dict[str, Any]]:

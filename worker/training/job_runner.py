@@ -77,6 +77,7 @@ def main(job_id: str, workdir: Path) -> int:
     # SIGTERM (worker shutdown) stops at the next step instead of mid-write.
     signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "stop_requested", True))
     result_path = workdir / "result.json"
+    result: dict[str, Any]
     try:
         config = TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
         recipe = SFTRecipe(config, reporter)

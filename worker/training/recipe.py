@@ -132,19 +132,18 @@ class Reporter(Protocol):
     """Where the recipe sends what happens. The platform's implementation writes job events,
     metrics and checkpoints to its database and turns a cancel request into should_stop()."""
 
-    def event(self, message: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
-        ...
+    def event(
+        self, message: str, level: str = "info", data: dict[str, Any] | None = None
+    ) -> None: ...
 
     def metrics(self, data: dict[str, Any]) -> None:
         """Once per optimizer step: step, total_steps, epoch, train_loss, learning_rate,
         tokens_per_second, trained_tokens, and valid_loss at the end of an epoch when there
         is validation data."""
 
-    def checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None:
-        ...
+    def checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None: ...
 
-    def should_stop(self) -> bool:
-        ...
+    def should_stop(self) -> bool: ...
 
 
 class PrintReporter:
@@ -238,10 +237,7 @@ class SFTRecipe:
         # float32 and turns on gradient checkpointing, both of which cost speed here and are
         # only needed to fit large models in little memory.
         model = get_peft_model(base, self._lora_config())
-        lora_config = model.peft_config["default"]
-        if isinstance(lora_config.target_modules, set):
-            # "all-linear" resolves to a set; sorted, adapter_config.json is the same every run.
-            lora_config.target_modules = sorted(lora_config.target_modules)
+        sort_target_modules(model)
         trainable, total = model.get_nb_trainable_parameters()
         self.reporter.event(
             f"Model loaded ({trainable:,} trainable params of {total:,})",
@@ -398,12 +394,7 @@ class SFTRecipe:
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
         ).loss
         loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            # Raised before backward so no update is made from it.
-            raise RuntimeError(
-                f"training loss became NaN at step {step} (loss={loss_value}); "
-                "try a lower learning rate or check the data"
-            )
+        ensure_finite_loss(loss_value, step)  # before backward: no update from a NaN loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self._trainable_parameters(), MAX_GRAD_NORM)
         self._optimizer.step()
@@ -434,7 +425,9 @@ class SFTRecipe:
         self._save_adapter(path)
         self.reporter.checkpoint(step, metrics, str(path))
 
-    def _finish(self, trained_tokens: int, steps: int, history: list[dict[str, Any]]) -> TrainResult:
+    def _finish(
+        self, trained_tokens: int, steps: int, history: list[dict[str, Any]]
+    ) -> TrainResult:
         final_loss = history[-1]["train_loss"]
         manifest = self._manifest(trained_tokens, final_loss)
         self._save_adapter(self.config.adapter_dir, manifest)
@@ -456,7 +449,7 @@ class SFTRecipe:
         partial_dir = target.with_name(f".{target.name}.partial")
         shutil.rmtree(partial_dir, ignore_errors=True)
         # save_embedding_layers=False: the adapter must hold LoRA weights only (vLLM).
-        self._model.save_pretrained(partial_dir, save_embedding_layers=False)
+        self._model.save_pretrained(str(partial_dir), save_embedding_layers=False)
         if manifest is not None:
             (partial_dir / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=2))
         shutil.rmtree(target, ignore_errors=True)
@@ -539,10 +532,26 @@ def warmup_cosine_multiplier(step: int, *, warmup_steps: int, total_steps: int) 
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def ensure_finite_loss(loss: float, step: int) -> None:
+    if not math.isfinite(loss):
+        raise RuntimeError(
+            f"training loss became NaN at step {step} (loss={loss}); "
+            "try a lower learning rate or check the data"
+        )
+
+
 def count_4bit_layers(model: torch.nn.Module) -> int:
     import bitsandbytes as bnb
 
     return sum(isinstance(module, bnb.nn.Linear4bit) for module in model.modules())
+
+
+def sort_target_modules(model: PeftModel) -> None:
+    """peft resolves "all-linear" to a set, which adapter_config.json would list in a different
+    order on every run; sorted, the same training gives the same file."""
+    config = model.peft_config["default"]
+    if isinstance(config, LoraConfig) and isinstance(config.target_modules, set):
+        config.target_modules = sorted(config.target_modules)
 
 
 def refuse_embedding_targets(model: PreTrainedModel, target_modules: list[str] | str) -> None:

@@ -67,7 +67,8 @@ def test_only_assistant_replies_and_their_end_token_are_trained(
     assert example.trainable_tokens == len(trainable)
     # Trained labels are the input ids themselves (the model shifts them internally).
     assert all(
-        label in (IGNORE_INDEX, token) for label, token in zip(example.labels, example.input_ids)
+        label in (IGNORE_INDEX, token)
+        for label, token in zip(example.labels, example.input_ids, strict=True)
     )
 
 
@@ -103,9 +104,7 @@ def test_truncation_keeps_the_first_tokens(tokenizer: PreTrainedTokenizerBase) -
     assert example.trainable_tokens > 0
 
 
-def test_template_that_is_not_prefix_consistent_is_refused(
-    model_dir: Path, tmp_path: Path
-) -> None:
+def test_template_that_is_not_prefix_consistent_is_refused(model_dir: Path, tmp_path: Path) -> None:
     inconsistent = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     # The generation prompt opens a "bot" turn but replies are rendered as "assistant" turns.
     inconsistent.chat_template = (

@@ -1,6 +1,8 @@
-"""The real recipe on the real SmolLM2-135M (nf4, CPU): a few seconds per run on 2 cores."""
+"""The real recipe on the real SmolLM2-135M (nf4 on CPU). Two runs share the work: one trains to
+the end, one with the same seed is stopped early."""
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from worker.training.recipe import (
     SFTRecipe,
     TrainConfig,
     TrainResult,
+    ensure_finite_loss,
     warmup_cosine_multiplier,
 )
 
@@ -23,7 +26,7 @@ WORDS = (
 ).split()
 VALIDATION_WORDS = ("banana", "mountain", "guitar", "bridge")
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-N_EPOCHS = 3
+N_EPOCHS = 2
 BATCH_SIZE = 4
 STEPS_PER_EPOCH = len(WORDS) // BATCH_SIZE
 STOP_AFTER_STEPS = 2
@@ -64,6 +67,8 @@ def shout(word: str) -> dict[str, Any]:
     loud = word.upper()
     return {
         "messages": [
+            # A short system prompt replaces SmolLM's default one: fewer tokens, faster test.
+            {"role": "system", "content": "Shout."},
             {"role": "user", "content": f"Shout the word: {word}"},
             {"role": "assistant", "content": f"{loud}! {loud}! {loud}!"},
         ]
@@ -149,9 +154,9 @@ def test_metrics_are_reported_every_step(finished: Run) -> None:
 
 
 def test_trained_tokens_count_every_epoch(finished: Run) -> None:
-    loaded = next(data for message, _, data in finished.reporter.events if message.startswith(
-        "Dataset:"
-    ))
+    loaded = next(
+        data for message, _, data in finished.reporter.events if message.startswith("Dataset:")
+    )
     assert loaded is not None
     assert finished.result.trained_tokens == N_EPOCHS * loaded["tokens"]
 
@@ -172,9 +177,8 @@ def test_progress_events_tell_the_story(finished: Run) -> None:
         "Model loaded",
         "Dataset: 16 examples",
         "Dataset: 4 examples",
-        "Epoch 1/3",
-        "Epoch 2/3",
-        "Epoch 3/3",
+        "Epoch 1/2",
+        "Epoch 2/2",
         "Training complete",
     ]
     assert len(messages) == len(expected_starts)
@@ -233,22 +237,21 @@ def test_should_stop_is_honoured_before_the_next_step(stopped: Run) -> None:
     assert not (stopped.config.output_dir / "adapter").exists()
 
 
-def test_diverging_loss_fails_with_a_clear_error(
-    model_dir: Path, data_dir: Path, tmp_path: Path
-) -> None:
-    config = make_config(
-        model_dir, data_dir, tmp_path, learning_rate=1e6, validation_path=None, n_epochs=1
-    )
-
-    with pytest.raises(RuntimeError, match=r"training loss became NaN at step [23]"):
-        run_recipe(config, RecordingReporter())
+@pytest.mark.parametrize("loss", [math.nan, math.inf])
+def test_a_non_finite_loss_stops_training_with_a_clear_error(loss: float) -> None:
+    with pytest.raises(RuntimeError, match="training loss became NaN at step 7"):
+        ensure_finite_loss(loss, step=7)
+    ensure_finite_loss(0.5, step=7)
 
 
 def test_config_round_trips_through_json(tmp_path: Path) -> None:
     config = TrainConfig(
-        base_model_id=BASE_MODEL_ID, base_model_path=tmp_path / "model",
-        training_path=tmp_path / "train.jsonl", output_dir=tmp_path / "out",
-        dataset_sha256="0" * 64, target_modules=["q_proj", "v_proj"],
+        base_model_id=BASE_MODEL_ID,
+        base_model_path=tmp_path / "model",
+        training_path=tmp_path / "train.jsonl",
+        output_dir=tmp_path / "out",
+        dataset_sha256="0" * 64,
+        target_modules=["q_proj", "v_proj"],
     )
 
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -265,16 +268,19 @@ def test_config_round_trips_through_json(tmp_path: Path) -> None:
 )
 def test_invalid_config_is_refused(overrides: dict[str, Any], error: str) -> None:
     values = {
-        "base_model_id": "m", "base_model_path": "m", "training_path": "t.jsonl",
-        "output_dir": "out", "dataset_sha256": "0" * 64,
+        "base_model_id": "m",
+        "base_model_path": "m",
+        "training_path": "t.jsonl",
+        "output_dir": "out",
+        "dataset_sha256": "0" * 64,
     }
     with pytest.raises(ValueError, match=error):
         TrainConfig.from_dict(values | overrides)
 
 
 def test_learning_rate_warms_up_then_decays_along_a_cosine() -> None:
-    schedule = [warmup_cosine_multiplier(step, warmup_steps=2, total_steps=10) for step in range(10)]
+    schedule = [warmup_cosine_multiplier(s, warmup_steps=2, total_steps=10) for s in range(10)]
 
     assert schedule[:3] == [0.5, 1.0, 1.0]
-    assert all(later < earlier for earlier, later in zip(schedule[2:], schedule[3:]))
+    assert all(later < earlier for earlier, later in itertools.pairwise(schedule[2:]))
     assert 0 < schedule[-1] < 0.05

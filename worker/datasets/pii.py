@@ -1,0 +1,47 @@
+"""Personal data that should not be in training rows: e-mail addresses, phone numbers, and card
+numbers (13-19 digits that pass the Luhn check). Warnings, not errors: a reviewer decides."""
+
+import re
+from collections.abc import Iterator
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Runs of 8+ digits, maybe grouped by spaces, dots, dashes or parentheses: phone or card
+# candidates, classified in Python (few per text, so cheap).
+NUMBER_RUN = re.compile(r"\+?\(?\d[\d().\- ]{6,30}\d")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./-]\d{2}[./-]\d{4}")
+PHONE_DIGITS = range(8, 16)
+CARD_DIGITS = range(13, 20)
+
+
+def find_pii(text: str) -> Iterator[str]:
+    """The kinds of personal data in `text` ("email", "card_number", "phone"), each at most once."""
+    if "@" in text and EMAIL.search(text):
+        yield "email"
+    found: set[str] = set()
+    for match in NUMBER_RUN.finditer(text):
+        kind = classify_number(match.group().rstrip(" .-"))
+        if kind and kind not in found:
+            found.add(kind)
+            yield kind
+
+
+def classify_number(run: str) -> str | None:
+    digits = "".join(c for c in run if c.isdigit())
+    if len(digits) in CARD_DIGITS and set(run) <= set("0123456789 -") and luhn_valid(digits):
+        return "card_number"
+    grouped = run.startswith("+") or any(c in run for c in " .-()")
+    if grouped and len(digits) in PHONE_DIGITS and not DATE.fullmatch(run.strip()):
+        return "phone"
+    return None
+
+
+def luhn_valid(digits: str) -> bool:
+    if len(digits) not in CARD_DIGITS:
+        return False
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
