@@ -13,7 +13,7 @@ from app.jobs import repository
 from app.jobs.schemas import ACTIVE_STATUSES, HyperparametersIn, JobCreate
 from app.kit.ids import new_id, now
 from app.kit.queue import CPU_QUEUE, enqueue_after_commit
-from app.models import FineTuningJob, JobEvent, Tenant
+from app.models import File, FineTuningJob, JobEvent, Tenant
 
 VALIDATE_JOB_TASK = "worker.tasks.jobs.validate_job"
 BASE_LEARNING_RATE = 2e-4
@@ -49,6 +49,28 @@ def _hyperparameters_of(body: JobCreate) -> HyperparametersIn:
     return body.hyperparameters or HyperparametersIn()
 
 
+def _check_file(file: File, param: str = "training_file") -> None:
+    """Refuse a file that cannot train: the wrong purpose, or a validation report that already
+    shows bad rows (named by line). A file still being validated is checked by the job's
+    `validating_files` step instead."""
+    if file.purpose != "fine-tune":
+        raise InvalidRequest(
+            f"File {file.id} has purpose '{file.purpose}'; fine-tuning needs 'fine-tune'.",
+            param=param,
+            code="invalid_file_purpose",
+        )
+    if file.status != "error" or not file.report or not file.report.get("errors"):
+        return
+    first = file.report["errors"][0]
+    where = f"line {first['line']}" if first.get("line") else "the file"
+    raise InvalidRequest(
+        f"File {file.id} has {file.report['error_count']} invalid row(s); {where}: "
+        f"{first['message']} [{first['code']}]",
+        param=param,
+        code=f"invalid_{param}",
+    )
+
+
 def _fine_tuned_model_name(base: str, tenant: Tenant, suffix: str | None, job_id: str) -> str:
     return f"ft:{base}:{tenant.name}:{suffix or ''}:{job_id[-8:]}"
 
@@ -61,9 +83,12 @@ def create(session: Session, tenant: Tenant, body: JobCreate) -> FineTuningJob:
             param="model",
             code="model_not_available",
         )
-    files_service.get(session, tenant, body.training_file, param="training_file")
+    _check_file(files_service.get(session, tenant, body.training_file, param="training_file"))
     if body.validation_file:
-        files_service.get(session, tenant, body.validation_file, param="validation_file")
+        _check_file(
+            files_service.get(session, tenant, body.validation_file, param="validation_file"),
+            param="validation_file",
+        )
     hyperparameters = _resolve_hyperparameters(_hyperparameters_of(body))
     job_id = new_id("ftjob")
     job = FineTuningJob(

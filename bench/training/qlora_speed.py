@@ -10,7 +10,9 @@ baseline on fixed sequences.
     python -m bench.training.qlora_speed                      # Llama-3.1-8B shape, on CUDA
     python -m bench.training.qlora_speed --model tiny --device cpu --steps 2 --warmup 1
 
-Variants (a ladder: each adds to the one before; liger patches are global, so it runs last):
+Variants (a ladder: each adds to the one before). liger's patches cannot be undone: a
+variant run after one with liger also has liger's kernels (its result says so in
+settings.liger_kernels_active), so list liger variants last.
     baseline    padded batches, SDPA (padding mask), peft LoRA layers, transformers' loss
                 (full float32 logits), gradient checkpointing on every layer, AdamW
     packed_sdpa + padding-free packing, SDPA with a block-diagonal (document) mask,
@@ -264,6 +266,9 @@ def decoder_layers(peft_model: Any) -> list[Any]:
 # --------------------------------------------------------------------------- variants
 
 
+_liger_applied = False
+
+
 def configure(peft_model: Any, variant: Variant, attention_backend: str) -> None:
     model = peft_model.get_base_model()
     if variant.packed:
@@ -276,6 +281,8 @@ def configure(peft_model: Any, variant: Variant, attention_backend: str) -> None
     if variant.fused_qlora:
         fast_path.enable_fused_qlora(peft_model)
     if variant.liger:
+        global _liger_applied
+        _liger_applied = True
         from liger_kernel.transformers import apply_liger_kernel_to_llama
 
         apply_liger_kernel_to_llama(
@@ -363,6 +370,7 @@ def run_variant(
     sync(device)
     start = time.perf_counter()
     configure(peft_model, variant, args.attention_backend)
+    result.settings["liger_kernels_active"] = _liger_applied
     optimizer = make_optimizer(peft_model, variant, device)
     t_timed = None
     uncheckpointed: list[int] = []
@@ -640,7 +648,10 @@ def attention_selftest(device: torch.device) -> dict[str, Any]:
         enable_gqa=True,
     )[0].transpose(0, 1)
     ref_grads = torch.autograd.grad(ref, (qf, kf, vf), g.float())
-    rel = lambda a, b: float((a.float() - b).norm() / b.norm())  # noqa: E731
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a.detach().float() - b.detach()).norm() / b.detach().norm())
+
     public = fast_path._public_varlen_attn()
     return {
         "impl": "torch.nn.attention.varlen.varlen_attn"
@@ -711,9 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         help="activation bytes one token keeps per un-checkpointed layer",
     )
     parser.add_argument("--peak-flops", type=float, default=H200_DENSE_BF16_FLOPS)
-    parser.add_argument(
-        "--profile", default="", help="profile one step of this variant at the end"
-    )
+    parser.add_argument("--profile", default="", help="profile one step of this variant at the end")
     parser.add_argument("--no-parity", action="store_true")
     parser.add_argument("--out", default=os.environ.get("OUT") or "bench/training/results")
     parser.add_argument("--tag", default="")
@@ -731,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         report["attention_selftest"] = attention_selftest(device)
-    except Exception as exc:  # noqa: BLE001 - fall back to the dense-mask attention
+    except Exception as exc:  # fall back to the dense-mask attention
         traceback.print_exc()
         report["attention_selftest"] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
         args.attention_backend = "sdpa_mask"
@@ -814,7 +823,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if args.profile:
         try:
-            profile_step(peft_model, LADDER[args.profile], steps[args.warmup], device, out_dir, args)
+            profile_step(
+                peft_model, LADDER[args.profile], steps[args.warmup], device, out_dir, args
+            )
         except Exception:
             traceback.print_exc()
     summarize(report)

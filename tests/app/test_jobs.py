@@ -133,3 +133,21 @@ def test_other_tenant_gets_404_for_every_job_route(client, tenant, other_tenant,
         assert r.status_code == 404, (method, path)
     assert client.get("/v1/fine_tuning/jobs", headers=other_tenant).json()["data"] == []
     assert client.get(f"/v1/fine_tuning/jobs/{jid}", headers=tenant).json()["status"] != "cancelled"
+
+
+def test_file_already_known_bad_is_refused_naming_the_line(client, tenant):
+    from app.db import session_scope
+    from app.models import File
+    from worker.datasets.service import validate_stored_file
+
+    body = b'{"messages": [{"role": "user", "content": "q"}, '
+    body += b'{"role": "assistant", "content": "a"}]}\n'
+    body += b"{oops\n"
+    fid = upload(client, tenant, body=body).json()["id"]
+    with session_scope() as session:  # what the cpu worker does after the upload
+        validate_stored_file(session, session.get(File, fid))
+    r = create(client, tenant, model=MODEL, training_file=fid)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "invalid_training_file" and err["param"] == "training_file"
+    assert "line 2" in err["message"]

@@ -201,8 +201,16 @@ def test_malformed_line_fails_the_job_naming_the_line(sdk, tenant_b, tmp_path):
     path.write_bytes(chat_examples(3) + b'{"messages": [oops]}\n' + chat_examples(1))
     with path.open("rb") as f:
         uploaded = client.files.create(file=f, purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id)
-    failed = wait_for_job(client, job.id, timeout=120)
+    # The upload's own validation may finish first (then creation is refused at once) or
+    # not (then the job's validating_files step fails it); either way the line is named.
+    try:
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id)
+    except openai.BadRequestError as refused:
+        error = refused.body
+        assert error["code"] == "invalid_training_file" and error["param"] == "training_file"
+        assert "line 4" in error["message"]
+        return
+    failed = wait_for_job(client, job.id, timeout=300)
     assert failed.status == "failed"
     assert failed.error.code == "invalid_training_file"
     assert failed.error.param == "training_file"

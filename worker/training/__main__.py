@@ -4,6 +4,7 @@ events, metrics and the result as JSON lines (for benchmarks and debugging)."""
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from worker.training.recipe import PrintReporter, SFTRecipe, TrainConfig
@@ -18,19 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = SFTRecipe(config, PrintReporter())
     recipe.setup()
     result = recipe.train()
-    print(
-        json.dumps(
-            {
-                "type": "result",
-                "status": result.status,
-                "steps": result.steps,
-                "trained_tokens": result.trained_tokens,
-                "final_loss": result.final_loss,
-                "adapter_dir": str(result.adapter_dir) if result.adapter_dir else None,
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps({"type": "result", **asdict(result)}, default=str), flush=True)
     return 0 if result.status == "succeeded" else 1
 
 
