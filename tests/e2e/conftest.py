@@ -4,6 +4,7 @@ the API, started by the same code as `loraplex up`."""
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from openai import OpenAI
@@ -23,9 +24,11 @@ def _tail(stack: Stack) -> str:
     return "\n".join(out)
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    s = Stack(Settings(), env=dict(os.environ))
+@contextmanager
+def running_stack(overrides: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Start every process of `loraplex up` with these settings; stop them all afterwards."""
+    env = {**os.environ, **(overrides or {})}
+    s = Stack(Settings(**(overrides or {})), env=env)  # type: ignore[arg-type]
     try:
         s.start_vllm()
         s.start_workers()
@@ -35,8 +38,16 @@ def stack() -> Iterator[Stack]:
         print(_tail(s))
         s.stop()
         raise
-    yield s
-    s.stop()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack() as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,11 @@ import openai
 import pytest
 from openai import OpenAI
 
-from app.config import Settings
 from app.db import session_scope
 from app.ratelimits import service as ratelimits
 from app.stack import Stack
 from app.tenants.service import create_tenant
-from tests.e2e.conftest import _tail, wait_for_job
+from tests.e2e.conftest import running_stack, wait_for_job
 
 BASE = "SmolLM2-135M-Instruct"
 SHAPES = ["circle", "square", "triangle", "star", "hexagon"]
@@ -66,18 +65,8 @@ def serving_stack() -> Iterator[Stack]:
         "LORAPLEX_VLLM_HEALTH_INTERVAL": "1",
         "LORAPLEX_USAGE_FLUSH_INTERVAL": "0.5",
     }
-    stack = Stack(Settings(**overrides), env={**os.environ, **overrides})  # type: ignore[arg-type]
-    try:
-        stack.start_vllm()
-        stack.start_workers()
-        stack.start_api()
-        stack.wait_ready(vllm_timeout=900)
-    except Exception:
-        print(_tail(stack))
-        stack.stop()
-        raise
-    yield stack
-    stack.stop()
+    with running_stack(overrides) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
