@@ -414,7 +414,13 @@ class SFTRecipe:
     def _validation_loss(self) -> float:
         """Mean loss over every trainable validation token (not a mean of batch means)."""
         assert self._valid_data is not None
-        self._model.eval()  # no dropout
+        # Only dropout is switched to eval. `model.eval()` would also put bitsandbytes'
+        # Linear4bit layers in eval mode, and on CPUs with AVX512-BF16 their first no-grad
+        # eval forward repacks the 4-bit weights for an inference kernel that has no backward:
+        # training after the first validation would then get wrong gradients.
+        dropouts = [m for m in self._model.modules() if isinstance(m, torch.nn.Dropout)]
+        for module in dropouts:
+            module.eval()
         total_loss, total_tokens = 0.0, 0
         for batch in iter_batches(
             self._valid_data.examples, self.config.batch_size, self._tokenizer.pad_token_id
@@ -425,7 +431,8 @@ class SFTRecipe:
             ).loss
             total_loss += loss.item() * batch.trainable_tokens
             total_tokens += batch.trainable_tokens
-        self._model.train()
+        for module in dropouts:
+            module.train()
         return total_loss / total_tokens
 
     def _save_checkpoint(self, step: int, metrics: dict[str, Any]) -> None:

@@ -61,6 +61,7 @@ class Run:
     config: TrainConfig
     reporter: RecordingReporter
     result: TrainResult
+    recipe: SFTRecipe
 
 
 def shout(word: str) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def make_config(model_dir: Path, data_dir: Path, output_dir: Path, **overrides: 
 def run_recipe(config: TrainConfig, reporter: RecordingReporter) -> Run:
     recipe = SFTRecipe(config, reporter)
     recipe.setup()
-    return Run(config, reporter, recipe.train())
+    return Run(config, reporter, recipe.train(), recipe)
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +285,22 @@ def test_learning_rate_warms_up_then_decays_along_a_cosine() -> None:
     assert schedule[:3] == [0.5, 1.0, 1.0]
     assert all(later < earlier for earlier, later in itertools.pairwise(schedule[2:]))
     assert 0 < schedule[-1] < 0.05
+
+
+def test_validation_never_puts_4bit_layers_in_eval_mode(finished: Run) -> None:
+    """In eval mode and without grad, bitsandbytes' 4-bit layers on CPUs with AVX512-BF16
+    repack their weights for an inference kernel that has no backward, so every step after
+    the first validation would train on wrong gradients. Validation may only turn dropout off."""
+    import bitsandbytes as bnb
+
+    layers = [m for m in finished.recipe._model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    modes_seen: set[bool] = set()
+    hooks = [
+        layer.register_forward_pre_hook(lambda m, _: modes_seen.add(m.training)) for layer in layers
+    ]
+    try:
+        finished.recipe._validation_loss()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert modes_seen == {True}
