@@ -4,6 +4,7 @@ process is a plain command, the same ones docker-compose.yml runs; logs go to va
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -81,6 +82,15 @@ def api_command(settings: Settings) -> list[str]:
     ]
 
 
+def _require_free_port(url: str) -> None:
+    """Refuse to start a server whose port is taken: its health check would otherwise be
+    answered by whatever already listens there."""
+    parsed = urlparse(url)
+    with socket.socket() as probe:
+        if probe.connect_ex((parsed.hostname or "127.0.0.1", parsed.port or 80)) == 0:
+            raise RuntimeError(f"{url} is already in use by another process")
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -125,6 +135,7 @@ class Stack:
         self.start("beat", beat_command(self.settings))
 
     def start_api(self) -> None:
+        _require_free_port(self.api_url)
         self.start("api", api_command(self.settings))
 
     def wait_http(self, name: str, url: str, timeout: float) -> None:

@@ -7,7 +7,6 @@ This module runs its own stack (not the session one) so it can start vLLM with
 `--max-loras 1` and give the gateway a second, dead replica."""
 
 import json
-import os
 import secrets
 import socket
 import threading
@@ -59,9 +58,13 @@ def examples(words: list[str], key: str, n: int = 20) -> bytes:
 
 @pytest.fixture(scope="module")
 def serving_stack() -> Iterator[Stack]:
+    # Its own ports: the session-wide stack of the other e2e modules may still be running.
+    vllm_url = f"http://127.0.0.1:{_free_port()}"
     overrides = {
+        "LORAPLEX_API_PORT": str(_free_port()),
+        "LORAPLEX_VLLM_URL": vllm_url,
         "LORAPLEX_VLLM_MAX_LORAS": "1",
-        "LORAPLEX_VLLM_URLS": f"{os.environ['LORAPLEX_VLLM_URL']},{DEAD_REPLICA}",
+        "LORAPLEX_VLLM_URLS": f"{vllm_url},{DEAD_REPLICA}",
         "LORAPLEX_VLLM_HEALTH_INTERVAL": "1",
         "LORAPLEX_USAGE_FLUSH_INTERVAL": "0.5",
     }
