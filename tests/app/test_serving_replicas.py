@@ -1,6 +1,6 @@
-"""Unit tests of the replica pool's bookkeeping logic: health checks skip a dead replica and reinstate it, a
-reinstated replica's residency is reconciled from its /v1/models, and with no replica up the
-gateway answers a clean 503. Each replica here is an in-process HTTP handler
+"""Unit tests of the replica pool's bookkeeping logic: health checks skip a dead replica and
+reinstate it, a reinstated replica's residency is reconciled from its /v1/models, and with no
+replica up the gateway answers a clean 503. Each replica here is an in-process HTTP handler
 (httpx.MockTransport) speaking vLLM's admin contract, so the pool's decisions can be driven
 step by step; the same behaviours against the real vLLM server (dead replica skipped,
 restart survived, LRU eviction) are tested in tests/e2e/test_serving.py."""
