@@ -5,7 +5,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -104,14 +104,6 @@ class LocalStorage:
 
     def writer(self, key: str, max_bytes: int, md5: bool = False) -> BlobWriter:
         return BlobWriter(key, self.path(key), max_bytes, md5=md5)
-
-    async def put_stream(
-        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int
-    ) -> StoredBlob:
-        with self.writer(key, max_bytes) as out:
-            async for chunk in chunks:
-                out.write(chunk)
-            return out.commit()
 
     def iter_bytes(self, key: str) -> Iterator[bytes]:
         with self.path(key).open("rb") as f:
