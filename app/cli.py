@@ -95,6 +95,47 @@ def tenants_list() -> None:
             typer.echo(json.dumps({"tenant_id": t.id, "name": t.name, "created_at": t.created_at}))
 
 
+@tenants_cli.command("limits")
+def tenants_limits(
+    name: str,
+    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute")] = None,
+    default: Annotated[bool, typer.Option(help="Go back to the platform defaults")] = False,
+) -> None:
+    """Show or set tenant NAME's inference rate limits; prints the limits in force as JSON."""
+    from app.db import session_scope
+    from app.ratelimits import repository as ratelimits_repository
+    from app.ratelimits import service as ratelimits
+    from app.tenants.repository import get_by_name
+
+    with session_scope() as session:
+        tenant = get_by_name(session, name)
+        if tenant is None:
+            typer.echo(f"no tenant named {name!r}", err=True)
+            raise typer.Exit(1)
+        if default:
+            limits = ratelimits.set_limits(session, tenant.id, None, None)
+        elif rpm is not None or tpm is not None:
+            current = ratelimits_repository.get(session, tenant.id)  # keep the other override
+            limits = ratelimits.set_limits(
+                session,
+                tenant.id,
+                rpm if rpm is not None else (current.requests_per_minute if current else None),
+                tpm if tpm is not None else (current.tokens_per_minute if current else None),
+            )
+        else:
+            limits = ratelimits.limits_for(session, tenant.id)
+        typer.echo(
+            json.dumps(
+                {
+                    "tenant": name,
+                    "requests_per_minute": limits.requests_per_minute,
+                    "tokens_per_minute": limits.tokens_per_minute,
+                }
+            )
+        )
+
+
 @models_cli.command("pull")
 def models_pull(
     model_id: Annotated[
