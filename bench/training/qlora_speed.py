@@ -184,29 +184,7 @@ def build_model(name: str, device: torch.device, seed: int) -> tuple[Any, LlamaC
             model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(previous)
-    for layer in model.model.layers:
-        for parent in (layer.self_attn, layer.mlp):
-            for child_name, child in list(parent.named_children()):
-                if not isinstance(child, torch.nn.Linear):
-                    continue
-                quantized = bnb.nn.Linear4bit(
-                    child.in_features,
-                    child.out_features,
-                    bias=False,
-                    compute_dtype=torch.bfloat16,
-                    compress_statistics=True,
-                    quant_type="nf4",
-                    device="meta",
-                )
-                quantized.weight = bnb.nn.Params4bit(
-                    child.weight.data,
-                    requires_grad=False,
-                    compress_statistics=True,
-                    quant_type="nf4",
-                ).to(device)
-                setattr(parent, child_name, quantized)
-                del child
-    model.is_loaded_in_4bit = True  # what peft checks to wrap Linear4bit with its 4-bit LoRA
+    fast_path.quantize_decoder_linears_nf4(model, device)
     model.config.use_cache = False
     gc.collect()
     if device.type == "cuda":

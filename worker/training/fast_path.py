@@ -305,6 +305,36 @@ def per_example_losses(per_token: torch.Tensor, batch: PackedBatch) -> list[floa
     ]
 
 
+def quantize_decoder_linears_nf4(model: Any, device: torch.device | str) -> None:
+    """Swap every linear layer of a decoder's attention and MLP blocks for a bitsandbytes NF4
+    `Linear4bit` (double quantisation, bf16 compute) — what loading with
+    `BitsAndBytesConfig(load_in_4bit=True, …)` produces, for a model built in memory."""
+    import bitsandbytes as bnb
+
+    for layer in model.model.layers:
+        for parent in (layer.self_attn, layer.mlp):
+            for child_name, child in list(parent.named_children()):
+                if not isinstance(child, torch.nn.Linear):
+                    continue
+                quantized = bnb.nn.Linear4bit(
+                    child.in_features,
+                    child.out_features,
+                    bias=False,
+                    compute_dtype=torch.bfloat16,
+                    compress_statistics=True,
+                    quant_type="nf4",
+                    device="meta",
+                )
+                quantized.weight = bnb.nn.Params4bit(
+                    child.weight.data,
+                    requires_grad=False,
+                    compress_statistics=True,
+                    quant_type="nf4",
+                ).to(device)  # type: ignore[misc]
+                setattr(parent, child_name, quantized)
+    model.is_loaded_in_4bit = True  # what peft checks to wrap Linear4bit with its 4-bit LoRA
+
+
 def _transformers_model(model: torch.nn.Module) -> Any:
     """The transformers model inside a peft wrapper (or the model itself)."""
     get_base_model = getattr(model, "get_base_model", None)

@@ -299,32 +299,12 @@ def test_packed_loss_equals_the_padded_transformers_loss() -> None:
 
 
 def quantized_lora_model(dropout: float) -> Any:
-    import bitsandbytes as bnb
     from peft import LoraConfig, get_peft_model
 
+    from worker.training.fast_path import quantize_decoder_linears_nf4
+
     model = tiny_llama().to(torch.bfloat16)
-    for layer in model.model.layers:
-        for parent in (layer.self_attn, layer.mlp):
-            for name, child in list(parent.named_children()):
-                if not isinstance(child, torch.nn.Linear):
-                    continue
-                quantized = bnb.nn.Linear4bit(
-                    child.in_features,
-                    child.out_features,
-                    bias=False,
-                    compute_dtype=torch.bfloat16,
-                    compress_statistics=True,
-                    quant_type="nf4",
-                    device="meta",
-                )
-                quantized.weight = bnb.nn.Params4bit(
-                    child.weight.data,
-                    requires_grad=False,
-                    quant_type="nf4",
-                    compress_statistics=True,
-                ).to("cpu")
-                setattr(parent, name, quantized)
-    model.is_loaded_in_4bit = True
+    quantize_decoder_linears_nf4(model, "cpu")
     config = LoraConfig(
         r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"
     )
