@@ -3,6 +3,7 @@
 from app.models.adapter import Adapter
 from app.models.alias import Alias
 from app.models.api_key import ApiKey
+from app.models.audit_event import AuditEvent
 from app.models.completion_record import CompletionRecord
 from app.models.feedback import Feedback
 from app.models.file import File
@@ -19,6 +20,7 @@ __all__ = [
     "Adapter",
     "Alias",
     "ApiKey",
+    "AuditEvent",
     "CompletionRecord",
     "Feedback",
     "File",
