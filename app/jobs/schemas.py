@@ -75,6 +75,10 @@ class JobCreate(BaseModel):
     method: MethodIn | None = None
     metadata: dict[str, str] | None = None
     integrations: list[dict[str, Any]] | None = None
+    # Extensions: train on the valid rows of a file whose report shows invalid ones, and drop
+    # exact duplicate rows. What was dropped is recorded in `data_preparation` and the manifest.
+    drop_invalid: bool = False
+    dedup: bool = False
 
 
 class JobError(BaseModel):
@@ -104,6 +108,8 @@ class JobPublic(BaseModel):
     integrations: list[Any] = []
     metadata: dict[str, str] | None = None
     user_provided_suffix: str | None = None
+    data_options: dict[str, bool]
+    data_preparation: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, job: FineTuningJob) -> "JobPublic":
@@ -126,6 +132,8 @@ class JobPublic(BaseModel):
             estimated_finish=job.estimated_finish,
             metadata=job.user_metadata,
             user_provided_suffix=job.suffix,
+            data_options=job.data_options or {"drop_invalid": False, "dedup": False},
+            data_preparation=job.data_preparation,
         )
 
 

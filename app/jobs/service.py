@@ -49,10 +49,10 @@ def _hyperparameters_of(body: JobCreate) -> HyperparametersIn:
     return body.hyperparameters or HyperparametersIn()
 
 
-def _check_file(file: File, param: str = "training_file") -> None:
+def _check_file(file: File, param: str = "training_file", drop_invalid: bool = False) -> None:
     """Refuse a file that cannot train: the wrong purpose, or a validation report that already
-    shows bad rows (named by line). A file still being validated is checked by the job's
-    `validating_files` step instead."""
+    shows bad rows (named by line) — unless the job drops invalid rows and some valid ones
+    remain. A file still being validated is checked by the job's `validating_files` step."""
     if file.purpose != "fine-tune":
         raise InvalidRequest(
             f"File {file.id} has purpose '{file.purpose}'; fine-tuning needs 'fine-tune'.",
@@ -60,6 +60,8 @@ def _check_file(file: File, param: str = "training_file") -> None:
             code="invalid_file_purpose",
         )
     if file.status != "error" or not file.report or not file.report.get("errors"):
+        return
+    if drop_invalid and file.report.get("valid_rows", 0) > 0:
         return
     first = file.report["errors"][0]
     where = f"line {first['line']}" if first.get("line") else "the file"
@@ -83,11 +85,15 @@ def create(session: Session, tenant: Tenant, body: JobCreate) -> FineTuningJob:
             param="model",
             code="model_not_available",
         )
-    _check_file(files_service.get(session, tenant, body.training_file, param="training_file"))
+    _check_file(
+        files_service.get(session, tenant, body.training_file, param="training_file"),
+        drop_invalid=body.drop_invalid,
+    )
     if body.validation_file:
         _check_file(
             files_service.get(session, tenant, body.validation_file, param="validation_file"),
             param="validation_file",
+            drop_invalid=body.drop_invalid,
         )
     hyperparameters = _resolve_hyperparameters(_hyperparameters_of(body))
     job_id = new_id("ftjob")
@@ -102,6 +108,7 @@ def create(session: Session, tenant: Tenant, body: JobCreate) -> FineTuningJob:
         method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
         user_metadata=body.metadata,
         fine_tuned_model=None,
+        data_options={"drop_invalid": body.drop_invalid, "dedup": body.dedup},
     )
     repository.add(session, job)
     add_event(session, job, f"Created fine-tuning job: {job.id}")

@@ -28,3 +28,8 @@ class FineTuningJob(Base):
     started_at: Mapped[int | None] = mapped_column(default=None)
     finished_at: Mapped[int | None] = mapped_column(default=None)
     estimated_finish: Mapped[int | None] = mapped_column(default=None)
+    # {"drop_invalid": bool, "dedup": bool}: how the training data is cleaned before training
+    data_options: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # what validation found for this job: rows dropped, the final dataset's sha256, token
+    # counts with the job's own base model and max_seq_length, the estimate
+    data_preparation: Mapped[dict[str, Any] | None] = mapped_column(default=None)

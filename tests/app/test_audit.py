@@ -9,12 +9,21 @@ def test_recorded_events_are_listed_newest_first_and_filterable(client, make_ten
     headers = {"Authorization": f"Bearer {key}"}
     with session_scope() as session:
         service.record(
-            session, tenant_id=tenant_id, action="api_key.create", target_type="api_key",
-            target_id="key-1", actor="cli",
+            session,
+            tenant_id=tenant_id,
+            action="api_key.create",
+            target_type="api_key",
+            target_id="key-1",
+            actor="cli",
         )
         service.record(
-            session, tenant_id=tenant_id, action="alias.promote", target_type="alias",
-            target_id="bot@prod", reason="hotfix", detail={"adapter_id": "ft-a"},
+            session,
+            tenant_id=tenant_id,
+            action="alias.promote",
+            target_type="alias",
+            target_id="bot@prod",
+            reason="hotfix",
+            detail={"adapter_id": "ft-a"},
         )
 
     page = client.get("/v1/audit_events", headers=headers).json()
@@ -31,7 +40,10 @@ def test_a_rolled_back_change_leaves_no_audit_line(client, make_tenant):
     try:
         with session_scope() as session:
             service.record(
-                session, tenant_id=tenant_id, action="adapter.delete", target_type="adapter",
+                session,
+                tenant_id=tenant_id,
+                action="adapter.delete",
+                target_type="adapter",
                 target_id="ft-x",
             )
             raise RuntimeError("the change failed")
@@ -46,7 +58,10 @@ def test_another_tenants_events_are_invisible(client, make_tenant):
     _, other_key = make_tenant("other")
     with session_scope() as session:
         service.record(
-            session, tenant_id=tenant_id, action="adapter.export", target_type="adapter",
+            session,
+            tenant_id=tenant_id,
+            action="adapter.export",
+            target_type="adapter",
             target_id="ft-y",
         )
     page = client.get("/v1/audit_events", headers={"Authorization": f"Bearer {other_key}"})

@@ -113,6 +113,8 @@ def test_manifest_records_dataset_sha256_and_seed(trained):
         )
     for manifest in (adapter.manifest, on_disk):
         assert manifest["dataset_sha256"] == trained["sha256"]
+        assert manifest["data"]["final_dataset_sha256"] == trained["sha256"]
+        assert manifest["data"]["dedup"] is True and manifest["data"]["dropped_duplicates"] == 0
         assert manifest["seed"] == 1234
         assert manifest["base_model_id"] == BASE
         assert len(manifest["chat_template_sha256"]) == 64

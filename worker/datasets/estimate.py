@@ -8,8 +8,8 @@ DEFAULT_MAX_SEQ_LENGTH = 1024
 
 # Training throughput (non-padding tokens per second) of the CPU recipe: SmolLM2-135M-Instruct,
 # NF4 4-bit base (bitsandbytes), LoRA r=16 on all linear layers, batch 4, on a 2-core worker.
-# Measured with `python -m bench.recipe_throughput` (see docs/benchmarks.md); DESIGN.md records
-# the same ~250 tokens/s for this recipe on these machines.
+# ~250 tokens/s was measured for this recipe on the 2-core CPU machines the platform is
+# tested on; other worker classes need their own figure.
 CPU_RECIPE_TOKENS_PER_SECOND = 250.0
 WORKER_CLASS = "cpu-2core (SmolLM2-135M-Instruct, nf4, LoRA r=16)"
 

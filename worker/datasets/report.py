@@ -123,7 +123,7 @@ class DatasetReport:
             training_estimate(
                 tokens["tokens_after_truncation"], tokens["trainable"], self.options.n_epochs
             )
-            if tokens
+            if tokens and "tokens_after_truncation" in tokens  # no row counted: no estimate
             else None
         )
         report["advice"] = readiness_advice(report)

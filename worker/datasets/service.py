@@ -44,9 +44,12 @@ def validate_stored_file(session: Session, file: File) -> ValidationReport:
     return validation
 
 
-def job_file_error(session: Session, file_id: str, param: str) -> dict[str, str] | None:
-    """The job-level error for a training/validation file, or None when it is usable.
-    Uses the stored report, validating now if the upload's own task has not run yet."""
+def job_file_error(
+    session: Session, file_id: str, param: str, drop_invalid: bool = False
+) -> dict[str, str] | None:
+    """The job-level error for a training/validation file, or None when it is usable (with
+    `drop_invalid`: when at least one row is valid). Uses the stored report, validating now if
+    the upload's own task has not run yet."""
     file = session.get(File, file_id)
     if file is None:
         return {
@@ -59,7 +62,7 @@ def job_file_error(session: Session, file_id: str, param: str) -> dict[str, str]
         if file.report
         else validate_stored_file(session, file)
     )
-    if report.error_count == 0:
+    if report.error_count == 0 or (drop_invalid and report.valid_rows > 0):
         return None
     kind = "Training" if param == "training_file" else "Validation"
     return {

@@ -1,6 +1,10 @@
 """Job tasks: thin wrappers that load the row, call the code, record the result. Each is
 idempotent — a redelivered message finds the job already past its step and does nothing."""
 
+from typing import Any
+
+from sqlalchemy.orm import Session
+
 from app.db import session_scope
 from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event
@@ -8,6 +12,7 @@ from app.kit.ids import now
 from app.kit.queue import GPU_QUEUE, enqueue_after_commit
 from app.models import FineTuningJob
 from worker.celery_app import celery
+from worker.datasets.job_plan import plan_job_data, summary
 from worker.datasets.service import job_file_error
 from worker.training.launch import run_training_job
 
@@ -20,25 +25,48 @@ def validate_job(job_id: str) -> None:
         job = session.get(FineTuningJob, job_id)
         if job is None or job.status != "validating_files":
             return
+        drop_invalid = bool((job.data_options or {}).get("drop_invalid"))
         files = [(job.training_file, "training_file")]
         if job.validation_file:
             files.append((job.validation_file, "validation_file"))
         for file_id, param in files:
-            error = job_file_error(session, file_id, param)
+            error = job_file_error(session, file_id, param, drop_invalid)
             if error:
-                if jobs_repo.compare_and_set_status(
-                    session,
-                    job.id,
-                    ["validating_files"],
-                    "failed",
-                    error=error,
-                    finished_at=now(),
-                ):
-                    add_event(session, job, error["message"], level="error")
+                _fail_validation(session, job, error)
                 return
-        if jobs_repo.compare_and_set_status(session, job.id, ["validating_files"], "queued"):
-            add_event(session, job, "Files validated; job queued for training.")
+        try:
+            plan = plan_job_data(session, job)
+        except ValueError as exc:
+            message = f"Training file {job.training_file} cannot be used: {exc}"
+            error = {"code": "invalid_training_file", "param": "training_file", "message": message}
+            _fail_validation(session, job, error)
+            return
+        if jobs_repo.compare_and_set_status(
+            session, job.id, ["validating_files"], "queued", data_preparation=plan
+        ):
+            details = summary(plan)
+            add_event(
+                session,
+                job,
+                "Files validated; job queued for training." + (f" {details}" if details else ""),
+                data={"data_preparation": _event_data(plan)},
+            )
             enqueue_after_commit(session, TRAIN_TASK, [job.id], GPU_QUEUE)
+
+
+def _fail_validation(session: Session, job: FineTuningJob, error: dict[str, str]) -> None:
+    if jobs_repo.compare_and_set_status(
+        session, job.id, ["validating_files"], "failed", error=error, finished_at=now()
+    ):
+        add_event(session, job, error["message"], level="error")
+
+
+def _event_data(plan: dict[str, Any]) -> dict[str, Any]:
+    keys = ("rows_in", "rows_kept", "dropped_invalid", "dropped_duplicates", "final_dataset_sha256")
+    data = {key: plan[key] for key in keys if key in plan}
+    if plan.get("estimate"):
+        data["estimate"] = plan["estimate"]
+    return data
 
 
 @celery.task(name=TRAIN_TASK)

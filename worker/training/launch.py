@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from app.catalog.catalog import get_base_model
 from app.config import get_settings
@@ -75,11 +76,15 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
     training = session.get(File, job.training_file)
     validation = session.get(File, job.validation_file) if job.validation_file else None
     hp = job.method["supervised"]["hyperparameters"]
+    plan = job.data_preparation or {}
+    training_path = storage.path(plan.get("storage_key") or training.storage_key)
+    validation_key = (plan.get("validation") or {}).get("storage_key")
+    validation_path = storage.path(validation_key or validation.storage_key) if validation else None
     return {
         "base_model_id": entry.id,
         "base_model_path": str(entry.local_path),
-        "training_path": str(storage.path(training.storage_key)),
-        "validation_path": str(storage.path(validation.storage_key)) if validation else None,
+        "training_path": str(training_path),
+        "validation_path": str(validation_path) if validation_path else None,
         "output_dir": str(workdir),
         "seed": job.seed,
         "n_epochs": hp["n_epochs"],
@@ -93,7 +98,21 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
         "quantization": hp["quantization"],
         "dataset_sha256": training.sha256,
         "validation_sha256": validation.sha256 if validation else None,
+        "data_preparation": _manifest_data(plan) if plan else None,
     }
+
+
+def _manifest_data(plan: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "drop_invalid",
+        "dedup",
+        "rows_in",
+        "rows_kept",
+        "dropped_invalid",
+        "dropped_duplicates",
+        "final_dataset_sha256",
+    )
+    return {key: plan[key] for key in keys if key in plan}
 
 
 def _run_child(job_id: str, workdir: Path) -> int:

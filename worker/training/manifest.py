@@ -26,8 +26,11 @@ def build_manifest(
     trained_tokens: int,
     final_train_loss: float | None,
     validation_sha256: str | None = None,
+    data: dict[str, Any] | None = None,
     created_at: int | None = None,
 ) -> dict[str, Any]:
+    """`data`: how the uploaded file became the rows trained on (options, rows dropped, the
+    final dataset's sha256); absent keys mean the file was used as uploaded."""
     weight_files = safetensors_files(Path(base_model_path))
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -38,6 +41,7 @@ def build_manifest(
         "base_weights_files": [path.name for path in weight_files],
         "dataset_sha256": dataset_sha256,
         "validation_sha256": validation_sha256,
+        "data": data or {"final_dataset_sha256": dataset_sha256},
         "chat_template_sha256": chat_template_sha256(chat_template),
         "hyperparameters": hyperparameters,
         "library_versions": library_versions(),

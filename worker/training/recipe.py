@@ -77,6 +77,7 @@ class TrainConfig:
     max_seq_length: int = 1024
     quantization: Literal["nf4", "none"] = "nf4"
     checkpoint_every_epoch: bool = True
+    data_preparation: dict[str, Any] | None = None  # rows dropped, final sha256 (manifest)
 
     def __post_init__(self) -> None:
         self.base_model_path = Path(self.base_model_path)
@@ -478,6 +479,7 @@ class SFTRecipe:
             base_model_path=cfg.base_model_path,
             dataset_sha256=cfg.dataset_sha256,
             validation_sha256=cfg.validation_sha256,
+            data=cfg.data_preparation,
             hyperparameters=self._hyperparameters(),
             chat_template=self._tokenizer.chat_template,
             trained_tokens=trained_tokens,
