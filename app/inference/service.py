@@ -2,10 +2,11 @@
 serves, then proxy it: rate limit, pick a replica, make sure the adapter is resident, forward,
 rename `model` back, and report usage — without a database write on the request path."""
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -95,17 +96,22 @@ def resolve(session: Session, tenant: Tenant, body: dict[str, Any]) -> ServingTa
     )
 
 
-def upstream_body(route: str, target: ServingTarget, body: dict[str, Any]) -> tuple[dict, bool]:
-    """The body vLLM gets, and whether the client itself asked for streamed usage."""
+def upstream_body(route: str, target: ServingTarget, body: dict[str, Any]) -> tuple[dict, str]:
+    """The body vLLM gets, and which streamed usage the client itself asked for: "none",
+    "final" (OpenAI's include_usage: one last chunk) or "continuous" (vLLM's extension)."""
     out = {k: v for k, v in body.items() if k not in BLOCKED_FIELDS}
     out["model"] = target.served_name
     if target.system_prompt and route == CHAT_ROUTE:
         out["messages"] = with_system_prompt(body["messages"], target.system_prompt)
-    wants_usage = False
+    wants_usage = "none"
     if body.get("stream"):
         options = dict(body.get("stream_options") or {})
-        wants_usage = bool(options.get("include_usage"))
-        options["include_usage"] = True  # always meter streams; stripped again if not asked
+        if options.get("include_usage"):
+            wants_usage = "continuous" if options.get("continuous_usage_stats") else "final"
+        # Always ask for usage on every chunk: a stream the client abandons is still metered
+        # with the tokens generated so far. What the client did not ask for is stripped.
+        options["include_usage"] = True
+        options["continuous_usage_stats"] = True
         out["stream_options"] = options
     return out, wants_usage
 
@@ -125,6 +131,7 @@ class Gateway:
         self.pool = pool
         self.limiter = limiter
         self.sinks = list(sinks)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def complete(
         self, route: str, target: ServingTarget, body: dict[str, Any]
@@ -210,7 +217,7 @@ class Gateway:
         route: str,
         target: ServingTarget,
         body: dict[str, Any],
-        wants_usage: bool,
+        wants_usage: str,
         started: float,
         headers: dict[str, str],
     ) -> JSONResponse | StreamingResponse:
@@ -235,14 +242,16 @@ class Gateway:
         replica: Replica,
         response: httpx.Response,
         target: ServingTarget,
-        wants_usage: bool,
+        wants_usage: str,
         started: float,
     ) -> AsyncIterator[bytes]:
-        """Pass SSE through line by line, renaming the model in each chunk and taking the
-        usage from vLLM's final chunk (dropped again if the client did not ask for it)."""
+        """Pass SSE through line by line, renaming the model in each chunk. Usage rides on
+        every chunk from vLLM; the latest is what gets metered, also when the client goes
+        away mid-stream (closing the upstream response makes vLLM abort the request)."""
         completion_id: str | None = None
         usage: dict[str, Any] | None = None
         skip_blank = False
+        outcome = "client_disconnected"
         try:
             async for line in iter_lines(response):
                 if skip_blank and not line:
@@ -253,19 +262,18 @@ class Gateway:
                     completion_id = completion_id or chunk.get("id")
                     if chunk.get("usage"):
                         usage = chunk["usage"]
-                    if not wants_usage:
-                        chunk.pop("usage", None)
-                        if not chunk.get("choices"):
-                            skip_blank = True
-                            continue
+                    if not _usage_for_client(chunk, wants_usage):
+                        skip_blank = True
+                        continue
                     if "model" in chunk:
                         chunk["model"] = target.public_name
                     line = "data: " + json.dumps(chunk, separators=(",", ":"))
                 yield (line + "\n").encode()
+            outcome = "ok"
         except httpx.HTTPError as exc:
             # The replica went away mid-stream: end the stream with an error event.
             log.warning("stream from %s broke: %r", replica.url, exc)
-            INFERENCE_REQUESTS.labels(route, target.kind, "stream_broken").inc()
+            outcome = "stream_broken"
             error = {
                 "error": {
                     "message": "The inference engine stopped mid-stream; retry the request.",
@@ -275,11 +283,18 @@ class Gateway:
                 }
             }
             yield f"data: {json.dumps(error)}\n\n".encode()
-            return
         finally:
             replica.inflight -= 1
+            tokens = self._record(route, target, completion_id, usage, started, outcome)
+            if tokens:
+                # Not awaited here: when the client went away this task is being cancelled.
+                self._spawn(self.limiter.debit(target.tenant_id, tokens, target.limits))
             await response.aclose()  # also when the client went away mid-stream
-        await self._served(route, target, completion_id, usage, started)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _served(
         self,
@@ -289,10 +304,24 @@ class Gateway:
         usage: Any,
         started: float,
     ) -> None:
+        tokens = self._record(route, target, completion_id, usage, started, "ok")
+        if tokens:
+            await self.limiter.debit(target.tenant_id, tokens, target.limits)
+
+    def _record(
+        self,
+        route: str,
+        target: ServingTarget,
+        completion_id: Any,
+        usage: Any,
+        started: float,
+        outcome: str,
+    ) -> int:
+        """Count one request in the metrics and the usage sinks; returns its tokens."""
         usage = usage if isinstance(usage, dict) else {}
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
-        INFERENCE_REQUESTS.labels(route, target.kind, "ok").inc()
+        INFERENCE_REQUESTS.labels(route, target.kind, outcome).inc()
         INFERENCE_TOKENS.labels("prompt", target.base_model).inc(prompt)
         INFERENCE_TOKENS.labels("completion", target.base_model).inc(completion)
         served = ServedRequest(
@@ -311,8 +340,19 @@ class Gateway:
                 sink(served)
             except Exception:
                 log.exception("usage sink failed")
-        if prompt + completion:
-            await self.limiter.debit(target.tenant_id, prompt + completion, target.limits)
+        return prompt + completion
+
+
+def _usage_for_client(chunk: dict[str, Any], wants_usage: str) -> bool:
+    """Strip the usage the client did not ask for from `chunk`; False when nothing is left
+    to send (vLLM's usage-only final chunk for a client that did not ask for usage)."""
+    final = not chunk.get("choices")
+    if wants_usage == "none":
+        chunk.pop("usage", None)
+        return not final
+    if wants_usage == "final" and not final:
+        chunk["usage"] = None  # OpenAI's shape: null on every chunk but the last
+    return True
 
 
 def _json(response: httpx.Response) -> Any:

@@ -160,16 +160,38 @@ def test_upstream_body_renames_the_model_and_drops_server_side_knobs():
     }
     out, wants_usage = upstream_body("/v1/chat/completions", _target(), body)
     assert out == {"model": "adapter-1", "messages": body["messages"], "temperature": 0}
-    assert wants_usage is False and body["model"] == "bot"  # the client's body is untouched
+    assert wants_usage == "none" and body["model"] == "bot"  # the client's body is untouched
 
 
-def test_streams_always_ask_vllm_for_usage_and_remember_who_asked():
+def test_streams_always_ask_vllm_for_usage_on_every_chunk_and_remember_who_asked():
     from app.inference.service import upstream_body
 
     out, wants = upstream_body("/v1/completions", _target(), {"prompt": "x", "stream": True})
-    assert out["stream_options"] == {"include_usage": True} and wants is False
+    every_chunk = {"include_usage": True, "continuous_usage_stats": True}
+    assert out["stream_options"] == every_chunk and wants == "none"
     asked = {"prompt": "x", "stream": True, "stream_options": {"include_usage": True}}
-    assert upstream_body("/v1/completions", _target(), asked)[1] is True
+    assert upstream_body("/v1/completions", _target(), asked)[1] == "final"
+    asked["stream_options"] = every_chunk
+    assert upstream_body("/v1/completions", _target(), asked)[1] == "continuous"
+
+
+@pytest.mark.parametrize(
+    ("wants", "final", "sent", "usage"),
+    [
+        ("none", False, True, "absent"),
+        ("none", True, False, "absent"),
+        ("final", False, True, None),
+        ("final", True, True, {"total_tokens": 3}),
+        ("continuous", False, True, {"total_tokens": 3}),
+    ],
+)
+def test_chunks_carry_only_the_usage_the_client_asked_for(wants, final, sent, usage):
+    from app.inference.service import _usage_for_client
+
+    chunk = {"choices": [] if final else [{"delta": {"content": "x"}}]}
+    chunk["usage"] = {"total_tokens": 3}
+    assert _usage_for_client(chunk, wants) is sent
+    assert chunk.get("usage", "absent") == usage
 
 
 def test_alias_system_prompt_goes_first_in_chat_only():

@@ -299,6 +299,71 @@ def test_usage_counts_exactly_what_vllm_reported(serving_stack, versions):
     }
 
 
+def vllm_metric(stack: Stack, name: str) -> float:
+    text = httpx.get(stack.settings.vllm_url + "/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def settled(read, attempts: int = 30) -> float:  # type: ignore[no-untyped-def]
+    """A counter's value once two readings a second apart agree."""
+    last = read()
+    for _ in range(attempts):
+        time.sleep(1)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def test_an_abandoned_stream_is_cancelled_upstream_and_metered(serving_stack):
+    with session_scope() as session:
+        _, key = create_tenant(session, f"gone-{secrets.token_hex(3)}")
+    generated = settled(lambda: vllm_metric(serving_stack, "vllm:generation_tokens_total"))
+    abandoned = metric(
+        serving_stack, "loraplex_inference_requests_total", outcome="client_disconnected"
+    )
+    body = {
+        "model": BASE,
+        "messages": ASK,
+        "stream": True,
+        "max_tokens": 400,
+        "ignore_eos": True,  # vLLM's extension: only an abort can end this stream early
+    }
+    seen = 0
+    with httpx.Client(base_url=serving_stack.api_url, timeout=60) as http:
+        headers = {"Authorization": f"Bearer {key}"}
+        with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                seen += line.startswith("data: {")
+                if seen == 5:
+                    break  # leaving the block closes the connection mid-stream
+
+    # vLLM stopped generating: far fewer than the 400 tokens asked for (the 5 chunks read were
+    # the role chunk and 4 tokens).
+    spent = settled(lambda: vllm_metric(serving_stack, "vllm:generation_tokens_total")) - generated
+    assert 4 <= spent < 200
+    assert vllm_metric(serving_stack, "vllm:num_requests_running") == 0
+    after = metric(
+        serving_stack, "loraplex_inference_requests_total", outcome="client_disconnected"
+    )
+    assert after == abandoned + 1
+
+    # ...and the tokens generated before the client left are metered to the tenant.
+    client = OpenAI(base_url=serving_stack.api_url + "/v1", api_key=key, max_retries=0)
+    deadline = time.monotonic() + 30
+    while (totals := client.get("/usage", cast_to=object)["totals"])["requests"] == 0:  # type: ignore[index]
+        assert time.monotonic() < deadline, "the abandoned stream was never metered"
+        time.sleep(0.5)
+    assert totals["requests"] == 1 and totals["prompt_tokens"] > 0
+    assert 4 <= totals["completion_tokens"] <= spent
+
+
 def test_rate_limit_answers_429_with_retry_after(serving_stack):
     with session_scope() as session:
         t, key = create_tenant(session, f"rl-{secrets.token_hex(3)}")
