@@ -34,6 +34,12 @@ class AuthenticationFailed(LoraplexError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(LoraplexError):
+    status_code = 403
+    type = "permission_error"
+    code = "insufficient_scope"
+
+
 class NotFound(LoraplexError):
     status_code = 404
     code = "not_found"

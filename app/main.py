@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from app.adapters.endpoints import router as adapters_router
 from app.aliases.endpoints import router as aliases_router
 from app.audit.endpoints import router as audit_router
+from app.auth.endpoints import router as api_keys_router
 from app.catalog.endpoints import router as models_router
 from app.config import ROOT, get_settings
 from app.errors import NotFound, install_error_handlers
@@ -94,6 +95,7 @@ def create_app() -> FastAPI:
         feedback_router,
         ratelimits_router,
         audit_router,
+        api_keys_router,
     ):
         app.include_router(router)
 

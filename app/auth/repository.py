@@ -1,6 +1,7 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.kit.tenancy import scoped
 from app.models import ApiKey, Tenant
 
 
@@ -9,10 +10,19 @@ def add(session: Session, key: ApiKey) -> None:
     session.flush()
 
 
-def tenant_for_key_hash(session: Session, key_hash: str) -> Tenant | None:
+def active_key(session: Session, key_hash: str) -> tuple[Tenant, ApiKey] | None:
     stmt = (
-        select(Tenant)
+        select(Tenant, ApiKey)
         .join(ApiKey, ApiKey.tenant_id == Tenant.id)
         .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     )
-    return session.scalars(stmt).first()
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row else None
+
+
+def keys_of(session: Session, tenant_id: str) -> list[ApiKey]:
+    return list(session.scalars(scoped(ApiKey, tenant_id).order_by(ApiKey.id.desc())))
+
+
+def get(session: Session, tenant_id: str, key_id: str) -> ApiKey | None:
+    return session.scalars(scoped(ApiKey, tenant_id).where(ApiKey.id == key_id)).first()

@@ -1,3 +1,5 @@
+from typing import Any
+
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -14,5 +16,7 @@ class ApiKey(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(128), default=None)
+    scopes: Mapped[list[Any]] = mapped_column(default=lambda: ["all"])
     created_at: Mapped[int] = mapped_column(default=now)
     revoked_at: Mapped[int | None] = mapped_column(default=None)

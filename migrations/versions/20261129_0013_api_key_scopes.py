@@ -1,0 +1,30 @@
+"""api key names and scopes
+
+Revision ID: 0013
+Revises: 0010
+Create Date: 2026-11-29 17:20:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("name", sa.String(length=128), nullable=True))
+        batch.add_column(
+            sa.Column("scopes", sa.JSON(), nullable=False, server_default=sa.text("'[\"all\"]'"))
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("scopes")
+        batch.drop_column("name")
