@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -86,6 +87,18 @@ def install_error_handlers(app: FastAPI) -> None:
         message = msg + (f" (param: {param})" if param else "")
         return JSONResponse(
             error_body(message, "invalid_request_error", param, "invalid_value"), status_code=400
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the client sent (a NUL character in a name or a query
+        # parameter, a number out of range): the request's fault, and nothing was written.
+        message = (
+            "A value in the request cannot be stored or searched: text must not contain NUL "
+            "characters and numbers must be in range."
+        )
+        return JSONResponse(
+            error_body(message, "invalid_request_error", None, "invalid_value"), status_code=400
         )
 
     @app.exception_handler(StarletteHTTPException)
