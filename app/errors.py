@@ -1,6 +1,7 @@
 """Typed errors that carry their HTTP status, rendered in OpenAI's error body:
 `{"error": {"message", "type", "param", "code"}}`."""
 
+import errno
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -88,6 +89,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(message, "invalid_request_error", param, "invalid_value"), status_code=400
         )
+
+    @app.exception_handler(OSError)
+    async def _os(_: Request, exc: OSError) -> JSONResponse:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return JSONResponse(
+                error_body(
+                    "The server's storage is full; nothing was stored. Retry later or ask an "
+                    "operator to free space.",
+                    "server_error",
+                    None,
+                    "insufficient_storage",
+                ),
+                status_code=507,
+            )
+        raise exc  # any other OS error is a server error: logged, answered 500
 
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:

@@ -77,8 +77,12 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
-        self._out.close()
-        Path(self._tmp_name).unlink(missing_ok=True)
+        try:
+            self._out.close()  # flushes what is buffered: fails again on a full disk
+        except OSError:
+            pass
+        finally:
+            Path(self._tmp_name).unlink(missing_ok=True)
 
     def __enter__(self) -> "BlobWriter":
         return self
