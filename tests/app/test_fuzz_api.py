@@ -3,14 +3,9 @@ sends to any route, the answer is never a server error — except the inference 
 unreachable, which is a 503 — and every error is in OpenAI's shape."""
 
 import secrets
-import socket
-import threading
-import time
-from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from app.db import session_scope
@@ -25,31 +20,6 @@ def _openapi() -> dict:  # type: ignore[type-arg]
 
 schema = schemathesis.openapi.from_dict(_openapi())
 ENGINE_DOWN = {"inference_unavailable", "inference_bad_response"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def live_api() -> Iterator[str]:
-    from app.main import create_app
-
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 @pytest.fixture(scope="module")
