@@ -21,6 +21,7 @@ With `--worker` the module is one rank of a torchrun launch (what the driver sta
 
 import argparse
 import datetime
+import gc
 import json
 import math
 import os
@@ -61,6 +62,22 @@ class PackedLoss(torch.nn.Module):
     def forward(self, batch: PackedBatch, loss_scale: float) -> torch.Tensor:
         loss, _ = fast_path.packed_causal_lm_loss(self.peft_model, batch)
         return loss * loss_scale
+
+
+class GcTimer:
+    """Time spent in Python's garbage collector, per step (a `gc.callbacks` hook)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+            self.collections[info["generation"]] += 1
 
 
 # --------------------------------------------------------------------------- data
@@ -141,8 +158,14 @@ def train(args: argparse.Namespace, rank: int, world: int, device: torch.device)
     steps = micro_batches(args, rank, config.vocab_size)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    if args.gc_freeze:  # what exists now lives to the end: keep it out of every collection
+        gc.collect()
+        gc.freeze()
+    gc_timer = GcTimer()
+    gc.callbacks.append(gc_timer)
     losses: list[float] = []
     step_s: list[float] = []
+    gc_s: list[float] = []
     tokens: list[int] = []
     first_step_s = None
     t_timed = time.perf_counter()
@@ -152,6 +175,7 @@ def train(args: argparse.Namespace, rank: int, world: int, device: torch.device)
             dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
             t_timed = time.perf_counter()
         t0 = time.perf_counter()
+        gc_before = gc_timer.seconds
         batch = pack_examples(examples).to(device)
         trainable_tokens = torch.tensor([batch.trainable_tokens], device=device)
         dist.all_reduce(trainable_tokens)
@@ -168,6 +192,7 @@ def train(args: argparse.Namespace, rank: int, world: int, device: torch.device)
             first_step_s = t1 - t0
         if i >= args.warmup:
             step_s.append(t1 - t0)
+            gc_s.append(gc_timer.seconds - gc_before)
             tokens.append(batch.non_pad_tokens)
         if rank == 0:
             print(
@@ -177,6 +202,7 @@ def train(args: argparse.Namespace, rank: int, world: int, device: torch.device)
             )
     qlora_speed.sync(device)
     timed_s = time.perf_counter() - t_timed
+    gc.callbacks.remove(gc_timer)
 
     flat = torch.cat([p.detach().float().reshape(-1) for p in lora])
     rank0 = flat.clone()
@@ -189,6 +215,9 @@ def train(args: argparse.Namespace, rank: int, world: int, device: torch.device)
         "device": str(device),
         "timed_s": timed_s,
         "step_s": step_s,
+        "gc_s_per_step": gc_s,
+        "gc_collections": gc_timer.collections,
+        "gc_frozen_objects": gc.get_freeze_count(),
         "tokens_per_step": tokens,
         "timed_tokens": sum(tokens),
         "model_flops": qlora_speed.step_flops(timed_lengths, config, n_lora)["model"],
@@ -203,6 +232,14 @@ def train(args: argparse.Namespace, rank: int, world: int, device: torch.device)
         if device.type == "cuda"
         else None,
         "lora_params": n_lora,
+        # allocator events during the whole run: cudaMalloc calls, and retries after a
+        # failed one (which free the cache and synchronize)
+        "allocator": {
+            key: torch.cuda.memory_stats(device).get(key)
+            for key in ("num_device_alloc", "num_device_free", "num_alloc_retries")
+        }
+        if device.type == "cuda"
+        else None,
         "lora_checksum": float(flat.double().sum()),
         "lora_max_abs_diff_vs_rank0": float(max_diff.item()),
         "environment": qlora_speed.environment(device) if rank == 0 else None,
@@ -289,12 +326,16 @@ def drive(args: argparse.Namespace, worker_argv: list[str]) -> int:
 
 
 def compare(runs: list[dict[str, Any]]) -> list[str]:
-    one = next((r for r in runs if r.get("world_size") == 1 and "error" not in r), None)
+    """Each run against the latest 1-process run before it (`--nprocs 1,2,1,2` gives two
+    pairs: the second runs with every kernel already compiled, as in a long job)."""
+    one = None
     rows = []
     for r in runs:
         if "error" in r:
             rows.append(f"world {r['world_size']}: failed: {r['error'][:200]}")
             continue
+        if r["world_size"] == 1:
+            one = r
         if one:
             r["speedup_vs_1"] = r["tokens_per_s"] / one["tokens_per_s"]
             r["efficiency_per_gpu"] = r["speedup_vs_1"] / r["world_size"]
@@ -326,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--variant", default="liger_dropout", choices=sorted(qlora_speed.LADDER))
     parser.add_argument("--static-graph", action="store_true")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() after setup, so that collections skip the model's Python objects",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
         "--token-budget",
