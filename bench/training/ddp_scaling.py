@@ -64,6 +64,15 @@ class PackedLoss(torch.nn.Module):
         return loss * loss_scale
 
 
+def global_mean_loss_scale(trainable_tokens: int, device: torch.device) -> float:
+    """The factor for a rank's mean loss (over its own trainable tokens) that makes DDP's
+    average of the ranks' gradients the gradient of the mean over all ranks' trainable
+    tokens: world size x this rank's share of them."""
+    total = torch.tensor([trainable_tokens], device=device)
+    dist.all_reduce(total)
+    return dist.get_world_size() * trainable_tokens / max(int(total.item()), 1)
+
+
 class GcTimer:
     """Time spent in Python's garbage collector, per step (a `gc.callbacks` hook)."""
 
@@ -177,9 +186,7 @@ def train(args: argparse.Namespace, rank: int, world: int, device: torch.device)
         t0 = time.perf_counter()
         gc_before = gc_timer.seconds
         batch = pack_examples(examples).to(device)
-        trainable_tokens = torch.tensor([batch.trainable_tokens], device=device)
-        dist.all_reduce(trainable_tokens)
-        loss_scale = world * batch.trainable_tokens / max(int(trainable_tokens.item()), 1)
+        loss_scale = global_mean_loss_scale(batch.trainable_tokens, device)
         loss = ddp(batch, loss_scale)
         losses.append(loss.item() / loss_scale if loss_scale else 0.0)  # the recipe's sync
         loss.backward()
