@@ -18,8 +18,10 @@ settings.liger_kernels_active), so list liger variants last.
     packed_sdpa + padding-free packing, SDPA with a block-diagonal (document) mask,
                   chunked linear+cross-entropy (no full logits)
     packed      the same with varlen flash attention (cu_seqlens) instead of the dense mask
-    fused       + fused NF4+LoRA linear (fast_path.enable_fused_qlora), fused AdamW
+    fused       + fused NF4+LoRA linear (fast_path.enable_fused_qlora), fused AdamW; LoRA
+                  dropout as a Bernoulli mask and two multiplies ("separate")
     liger       + liger-kernel RMSNorm, RoPE and SwiGLU kernels
+    liger_dropout + LoRA dropout as torch's fused dropout kernel ("native", the default)
     sac         + checkpointing only as many layers as an activation budget requires
 """
 
@@ -92,6 +94,7 @@ class Variant:
     fused_qlora: bool = False
     fused_adamw: bool = False
     liger: bool = False
+    dropout_kernel: str = "separate"  # fast_path.DROPOUT_KERNELS, for fused_qlora
     # Layers left un-checkpointed per step = activation budget / (tokens * bytes per token-layer)
     activation_budget_gb: float = 0.0
 
@@ -102,8 +105,22 @@ LADDER = {
     "packed": Variant("packed", packed=True),
     "fused": Variant("fused", packed=True, fused_qlora=True, fused_adamw=True),
     "liger": Variant("liger", packed=True, fused_qlora=True, fused_adamw=True, liger=True),
+    "liger_dropout": Variant(
+        "liger_dropout",
+        packed=True,
+        fused_qlora=True,
+        fused_adamw=True,
+        liger=True,
+        dropout_kernel="native",
+    ),
     "sac": Variant(
-        "sac", packed=True, fused_qlora=True, fused_adamw=True, liger=True, activation_budget_gb=6.0
+        "sac",
+        packed=True,
+        fused_qlora=True,
+        fused_adamw=True,
+        liger=True,
+        dropout_kernel="native",
+        activation_budget_gb=6.0,
     ),
 }
 
@@ -257,7 +274,7 @@ def configure(peft_model: Any, variant: Variant, attention_backend: str) -> None
         model.config._attn_implementation = "sdpa"
     fast_path.disable_fused_qlora(peft_model)
     if variant.fused_qlora:
-        fast_path.enable_fused_qlora(peft_model)
+        fast_path.enable_fused_qlora(peft_model, dropout_kernel=variant.dropout_kernel)
     if variant.liger:
         global _liger_applied
         _liger_applied = True
@@ -852,7 +869,7 @@ def summarize(report: dict[str, Any]) -> None:
         r["peak_memory_vs_baseline"] = mem
         p = r.get("parity") or {}
         rows.append(
-            f"{r['variant']:<10} {r['tokens_per_s']:>9.0f} tok/s  x{speedup or 0:>5.2f}  "
+            f"{r['variant']:<13} {r['tokens_per_s']:>9.0f} tok/s  x{speedup or 0:>5.2f}  "
             f"alloc {r.get('peak_allocated_gb') or 0:>6.1f} GB (x{mem or 0:.2f})  "
             f"reserved {r.get('peak_reserved_gb') or 0:>6.1f} GB  "
             f"MFU {100 * r['mfu']:.1f}% ({100 * r['mfu_with_recompute']:.1f}% w/ recompute)  "

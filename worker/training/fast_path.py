@@ -12,8 +12,9 @@ transformers + peft path up to bf16 rounding (bench/training/qlora_speed.py chec
   (tokens x vocabulary) float32 logits (4 GiB for 8k tokens of Llama 3) never exist.
 - `enable_fused_qlora()`: replaces the forward of peft's 4-bit LoRA layers by one autograd
   function: NF4 weight dequantized once per call, LoRA in the compute dtype, the LoRA
-  product added in place, and only what the backward pass needs kept (peft casts the input
-  to float32 and clones the output in every layer).
+  product added in place, LoRA dropout as one fused dropout kernel each way, and only what
+  the backward pass needs kept (peft casts the input to float32 and clones the output in
+  every layer).
 
 Usage on a peft model of a transformers causal LM:
 
@@ -40,6 +41,11 @@ from worker.training.packing import PackedBatch, block_diagonal_causal_mask
 
 VARLEN_ATTENTION = "loraplex_varlen"
 DEFAULT_LOSS_CHUNK_TOKENS = 2048
+# How the fused QLoRA layer applies LoRA dropout; both draw an independent mask per layer and
+# element, so both are peft's estimator. "native": torch's fused dropout kernel (one kernel
+# forward: mask and scaled output; one backward). "separate": a Bernoulli mask and two
+# multiplies each way, kept only to measure against.
+DROPOUT_KERNELS = ("native", "separate")
 
 # --------------------------------------------------------------------------- attention
 
@@ -344,15 +350,18 @@ def _transformers_model(model: torch.nn.Module) -> Any:
 # --------------------------------------------------------------------------- fused QLoRA
 
 
-def enable_fused_qlora(model: torch.nn.Module, save_dequantized_weight: bool = False) -> int:
+def enable_fused_qlora(
+    model: torch.nn.Module, save_dequantized_weight: bool = False, dropout_kernel: str = "native"
+) -> int:
     """Route every peft 4-bit LoRA layer of `model` through `qlora_linear`; returns how many.
     Parameters, adapter names and saved adapters are unchanged. With
     `save_dequantized_weight`, the dequantized weight is kept from the forward for the
     backward instead of dequantizing again: use it only under activation checkpointing
     (which drops it after the first forward and keeps it for one layer's recompute).
-    `disable_fused_qlora` undoes it."""
+    `dropout_kernel`: one of DROPOUT_KERNELS. `disable_fused_qlora` undoes it."""
     from peft.tuners.lora.bnb import Linear4bit as LoraLinear4bit
 
+    _check_dropout_kernel(dropout_kernel)
     count = 0
     for module in model.modules():
         if not isinstance(module, LoraLinear4bit):
@@ -366,6 +375,7 @@ def enable_fused_qlora(model: torch.nn.Module, save_dequantized_weight: bool = F
             raise ValueError("fused QLoRA does not support a bias on the base layer")
         # Instance attributes: the class's forward comes back when they are deleted.
         setattr(module, "_loraplex_save_weight", save_dequantized_weight)  # noqa: B010
+        setattr(module, "_loraplex_dropout_kernel", dropout_kernel)  # noqa: B010
         setattr(module, "forward", MethodType(_fused_qlora_forward, module))  # noqa: B010
         count += 1
     return count
@@ -377,6 +387,7 @@ def disable_fused_qlora(model: torch.nn.Module) -> int:
         if "forward" in vars(module) and hasattr(module, "_loraplex_save_weight"):
             del module.forward
             del module._loraplex_save_weight
+            del module._loraplex_dropout_kernel
             count += 1
     return count
 
@@ -394,6 +405,7 @@ def _fused_qlora_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) 
         float(self.scaling[adapter]),
         p,
         self._loraplex_save_weight,
+        self._loraplex_dropout_kernel,
     )
 
 
@@ -405,12 +417,18 @@ def qlora_linear(
     scaling: float,
     dropout_p: float = 0.0,
     save_dequantized_weight: bool = False,
+    dropout_kernel: str = "native",
 ) -> torch.Tensor:
     """x @ W.T + scaling * dropout(x) @ A.T @ B.T, W a bitsandbytes 4-bit weight (frozen),
-    A (r, in) and B (out, r) the LoRA matrices (float32 parameters, used in x's dtype)."""
+    A (r, in) and B (out, r) the LoRA matrices (float32 parameters, used in x's dtype).
+    Dropout draws a fresh mask per call from torch's generator (checkpointing restores the
+    generator for its recompute, so the recompute sees the same mask)."""
     quant_state = getattr(weight_4bit, "quant_state", None)
     if quant_state is None:
         raise ValueError("weight_4bit must be a quantized bitsandbytes Params4bit")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    _check_dropout_kernel(dropout_kernel)
     return _QLoRALinear.apply(
         x,
         weight_4bit.data,
@@ -420,7 +438,15 @@ def qlora_linear(
         scaling,
         dropout_p,
         save_dequantized_weight,
+        dropout_kernel == "native",
     )
+
+
+def _check_dropout_kernel(dropout_kernel: str) -> None:
+    if dropout_kernel not in DROPOUT_KERNELS:
+        raise ValueError(
+            f"unknown dropout_kernel {dropout_kernel!r}; expected one of {DROPOUT_KERNELS}"
+        )
 
 
 def _undo_cpu_inference_packing(weight: Any) -> None:
@@ -455,6 +481,7 @@ class _QLoRALinear(torch.autograd.Function):
         scaling: float,
         dropout_p: float,
         save_weight: bool,
+        native_dropout: bool,
     ) -> torch.Tensor:
         dtype = x.dtype
         x2 = x.reshape(-1, x.shape[-1])
@@ -462,7 +489,9 @@ class _QLoRALinear(torch.autograd.Function):
         out = x2 @ weight.t()
         a, b = lora_a.to(dtype), lora_b.to(dtype)
         keep = None
-        if dropout_p > 0:
+        if dropout_p > 0 and native_dropout:
+            x_dropped, keep = torch.native_dropout(x2, dropout_p, True)
+        elif dropout_p > 0:
             keep = torch.empty_like(x2, dtype=torch.bool).bernoulli_(1.0 - dropout_p)
             x_dropped = x2 * keep * (1.0 / (1.0 - dropout_p))
         else:
@@ -471,6 +500,7 @@ class _QLoRALinear(torch.autograd.Function):
         out.addmm_(x_a, b.t(), alpha=scaling)
         ctx.save_for_backward(x_dropped, x_a, a, b, keep, weight if save_weight else None, packed)
         ctx.quant_state, ctx.scaling, ctx.dropout_p = quant_state, scaling, dropout_p
+        ctx.native_dropout = native_dropout
         ctx.x_shape, ctx.param_dtypes = x.shape, (lora_a.dtype, lora_b.dtype)
         return out.view(*x.shape[:-1], out.shape[-1])
 
@@ -478,7 +508,15 @@ class _QLoRALinear(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, grad_out: torch.Tensor
     ) -> tuple[
-        torch.Tensor | None, None, None, torch.Tensor | None, torch.Tensor | None, None, None, None
+        torch.Tensor | None,
+        None,
+        None,
+        torch.Tensor | None,
+        torch.Tensor | None,
+        None,
+        None,
+        None,
+        None,
     ]:
         x_dropped, x_a, a, b, keep, weight, packed = ctx.saved_tensors
         g = grad_out.reshape(-1, grad_out.shape[-1])
@@ -493,8 +531,13 @@ class _QLoRALinear(torch.autograd.Function):
                 weight = _dequantize(packed, ctx.quant_state, g.dtype)
             if keep is None:
                 grad_x = torch.addmm(g @ weight, g_a, a)
+            elif ctx.native_dropout:
+                grad_x = torch.ops.aten.native_dropout_backward(
+                    g_a @ a, keep, 1.0 / (1.0 - ctx.dropout_p)
+                )
+                grad_x.addmm_(g, weight)
             else:
                 grad_x = (g_a @ a).mul_(keep).mul_(1.0 / (1.0 - ctx.dropout_p))
                 grad_x.addmm_(g, weight)
             grad_x = grad_x.view(ctx.x_shape)
-        return grad_x, None, None, grad_a, grad_b, None, None, None
+        return grad_x, None, None, grad_a, grad_b, None, None, None, None
