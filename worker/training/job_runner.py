@@ -7,14 +7,18 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.db import session_scope
 from app.jobs.service import add_event, planned_model_name
 from app.kit.ids import new_id
 from app.kit.storage import get_storage
 from app.models import FineTuningJob, JobCheckpoint, Tenant
+
+if TYPE_CHECKING:
+    from worker.training.recipe import Reporter, TrainResult
 
 
 class DatabaseReporter:
@@ -35,6 +39,8 @@ class DatabaseReporter:
     def metrics(self, data: dict[str, Any]) -> None:
         step, total = int(data["step"]), int(data["total_steps"])
         message = f"Step {step}/{total}: training loss={data['train_loss']:.4f}"
+        if data.get("rewards/accuracies") is not None:
+            message += f", reward accuracy={data['rewards/accuracies']:.2f}"
         if data.get("valid_loss") is not None:
             message += f", validation loss={data['valid_loss']:.4f}"
         with session_scope() as session:
@@ -70,17 +76,48 @@ class DatabaseReporter:
             return self._job(session).status != "running"
 
 
-def main(job_id: str, workdir: Path) -> int:
+class Recipe(Protocol):
+    def setup(self) -> None: ...
+
+    def train(self) -> "TrainResult": ...
+
+
+# The recipes are imported only when chosen: each pulls in torch, transformers and peft.
+def _supervised(config: dict[str, Any], reporter: "Reporter") -> Recipe:
     from worker.training.recipe import SFTRecipe, TrainConfig
 
+    return SFTRecipe(TrainConfig.from_dict(config), reporter)
+
+
+def _dpo(config: dict[str, Any], reporter: "Reporter") -> Recipe:
+    from worker.training.dpo import DPOConfig, DPORecipe
+
+    return DPORecipe(DPOConfig.from_dict(config), reporter)
+
+
+RECIPES: dict[str, Callable[[dict[str, Any], "Reporter"], Recipe]] = {
+    "supervised": _supervised,
+    "dpo": _dpo,
+}
+
+
+def make_recipe(config: dict[str, Any], reporter: "Reporter") -> Recipe:
+    """The recipe for `config["method"]` (supervised when absent), given the other keys."""
+    fields = dict(config)
+    method = fields.pop("method", "supervised")
+    if method not in RECIPES:
+        raise ValueError(f"unknown training method {method!r}; known: {sorted(RECIPES)}")
+    return RECIPES[method](fields, reporter)
+
+
+def main(job_id: str, workdir: Path) -> int:
     reporter = DatabaseReporter(job_id)
     # SIGTERM (worker shutdown) stops at the next step instead of mid-write.
     signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "stop_requested", True))
     result_path = workdir / "result.json"
     result: dict[str, Any]
     try:
-        config = TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
-        recipe = SFTRecipe(config, reporter)
+        recipe = make_recipe(json.loads((workdir / "config.json").read_text()), reporter)
         recipe.setup()
         outcome = recipe.train()
         result = {

@@ -18,7 +18,7 @@ from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event
 from app.kit.ids import now
 from app.kit.storage import get_storage
-from app.models import File, FineTuningJob
+from app.models import Adapter, File, FineTuningJob
 from worker.training.publish import publish_adapter
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,10 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
     storage = get_storage()
     training = session.get(File, job.training_file)
     validation = session.get(File, job.validation_file) if job.validation_file else None
-    hp = job.method["supervised"]["hyperparameters"]
-    return {
+    method = job.method["type"]
+    hp = job.method[method]["hyperparameters"]
+    config = {
+        "method": method,
         "base_model_id": entry.id,
         "base_model_path": str(entry.local_path),
         "training_path": str(storage.path(training.storage_key)),
@@ -94,6 +96,15 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
         "dataset_sha256": training.sha256,
         "validation_sha256": validation.sha256 if validation else None,
     }
+    if method == "dpo":
+        config["beta"] = hp["beta"]
+    if job.parent_model:
+        parent = session.get(Adapter, job.parent_adapter_id) if job.parent_adapter_id else None
+        if parent is None:
+            raise RuntimeError(f"the adapter of {job.parent_model} no longer exists")
+        config["init_adapter_path"] = str(storage.path(parent.storage_key))
+        config["init_adapter_id"] = parent.name
+    return config
 
 
 def _run_child(job_id: str, workdir: Path) -> int:

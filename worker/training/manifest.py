@@ -27,12 +27,14 @@ def build_manifest(
     final_train_loss: float | None,
     validation_sha256: str | None = None,
     created_at: int | None = None,
+    method: str = "supervised",
 ) -> dict[str, Any]:
     weight_files = safetensors_files(Path(base_model_path))
     return {
         "manifest_version": MANIFEST_VERSION,
         "created_at": int(time.time()) if created_at is None else created_at,
         "seed": seed,
+        "method": method,
         "base_model_id": base_model_id,
         "base_weights_sha256": sha256_of_files(weight_files),
         "base_weights_files": [path.name for path in weight_files],
