@@ -7,18 +7,15 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from app.db import session_scope
 from app.jobs.service import add_event, planned_model_name
 from app.kit.ids import new_id
 from app.kit.storage import get_storage
 from app.models import FineTuningJob, JobCheckpoint, Tenant
-
-if TYPE_CHECKING:
-    from worker.training.recipe import Reporter, TrainResult
+from worker.training.recipes import make_recipe
 
 
 class DatabaseReporter:
@@ -74,40 +71,6 @@ class DatabaseReporter:
             return True
         with session_scope() as session:
             return self._job(session).status != "running"
-
-
-class Recipe(Protocol):
-    def setup(self) -> None: ...
-
-    def train(self) -> "TrainResult": ...
-
-
-# The recipes are imported only when chosen: each pulls in torch, transformers and peft.
-def _supervised(config: dict[str, Any], reporter: "Reporter") -> Recipe:
-    from worker.training.recipe import SFTRecipe, TrainConfig
-
-    return SFTRecipe(TrainConfig.from_dict(config), reporter)
-
-
-def _dpo(config: dict[str, Any], reporter: "Reporter") -> Recipe:
-    from worker.training.dpo import DPOConfig, DPORecipe
-
-    return DPORecipe(DPOConfig.from_dict(config), reporter)
-
-
-RECIPES: dict[str, Callable[[dict[str, Any], "Reporter"], Recipe]] = {
-    "supervised": _supervised,
-    "dpo": _dpo,
-}
-
-
-def make_recipe(config: dict[str, Any], reporter: "Reporter") -> Recipe:
-    """The recipe for `config["method"]` (supervised when absent), given the other keys."""
-    fields = dict(config)
-    method = fields.pop("method", "supervised")
-    if method not in RECIPES:
-        raise ValueError(f"unknown training method {method!r}; known: {sorted(RECIPES)}")
-    return RECIPES[method](fields, reporter)
 
 
 def main(job_id: str, workdir: Path) -> int:
