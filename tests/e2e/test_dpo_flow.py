@@ -1,18 +1,15 @@
-"""Preference tuning through the real platform, driven by the official openai SDK: the API, both
-Celery workers, Postgres, Redis and the training child process. A supervised job trains an
-adapter; a DPO job starts from it. vLLM is not started: serving an adapter does not depend on
-the method that trained it (test_fine_tune_flow.py serves one)."""
+"""Preference tuning through the whole platform, driven by the official openai SDK: the API, both
+Celery workers, Postgres, Redis, the training child process and vLLM. A supervised job trains
+an adapter; a DPO job starts from it; the DPO adapter is then served."""
 
 import json
-import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from openai import OpenAI
 
-from app.config import Settings
 from app.db import session_scope
 from app.kit.storage import get_storage
 from app.models import Adapter
@@ -47,20 +44,8 @@ def pair(word: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Stack]:
-    stack = Stack(Settings(), env=dict(os.environ))
-    try:
-        stack.start_workers()
-        stack.start_api()
-        stack.wait_ready()
-    except Exception:
-        print(_tail(stack))
-        stack.stop()
-        raise
-    try:
-        yield stack
-    finally:
-        stack.stop()
+def platform(stack: Stack) -> Stack:
+    return stack
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +56,8 @@ def tenant() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def client(platform: Stack, tenant: tuple[str, str]) -> OpenAI:
-    return OpenAI(base_url=platform.api_url + "/v1", api_key=tenant[1], max_retries=0, timeout=300)
+def client(sdk: Callable[[str], OpenAI], tenant: tuple[str, str]) -> OpenAI:
+    return sdk(tenant[1])
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +146,17 @@ def test_events_report_rewards_every_step(client, dpo_job) -> None:  # type: ign
     messages = [e.message for e in events]
     assert any("reward accuracy=" in message for message in messages)
     assert any("reference: the initial adapter" in message for message in messages)
+
+
+def test_the_dpo_model_is_served(client, dpo_job) -> None:  # type: ignore[no-untyped-def]
+    name = dpo_job.fine_tuned_model
+    assert name in [m.id for m in client.models.list()]
+    reply = client.chat.completions.create(
+        model=name,
+        max_tokens=8,
+        temperature=0,
+        messages=[{"role": "user", "content": "Say the word: apple"}],
+    )
+    assert reply.model == name
+    assert reply.choices[0].message.content
+    assert reply.usage is not None and reply.usage.completion_tokens > 0

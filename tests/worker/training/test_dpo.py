@@ -16,6 +16,7 @@ from worker.training.dpo import DPOConfig, DPORecipe
 from worker.training.recipe import TrainResult
 
 WORDS = "apple river stone cloud tiger piano garden rocket".split()
+VALIDATION_WORDS = ("banana", "mountain", "guitar")
 BASE_MODEL_ID = "SmolLM2-135M-Instruct"
 BETA = 0.1
 BATCH_SIZE = 4
@@ -47,6 +48,12 @@ def shout_preference(word: str) -> dict[str, Any]:
 def pairs_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "pairs.jsonl"
     return write_jsonl(path, [shout_preference(word) for word in WORDS])
+
+
+@pytest.fixture(scope="module")
+def validation_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "valid.jsonl"
+    return write_jsonl(path, [shout_preference(word) for word in VALIDATION_WORDS])
 
 
 def make_config(model_dir: Path, pairs_path: Path, output_dir: Path, **overrides: Any) -> DPOConfig:
@@ -82,7 +89,11 @@ def from_base(model_dir: Path, pairs_path: Path, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def from_adapter(
-    from_base: Run, model_dir: Path, pairs_path: Path, tmp_path_factory: pytest.TempPathFactory
+    from_base: Run,
+    model_dir: Path,
+    pairs_path: Path,
+    validation_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Run:
     assert from_base.result.adapter_dir is not None
     config = make_config(
@@ -93,6 +104,7 @@ def from_adapter(
         lora_r=4,  # ignored: the initial adapter brings its own shape
         init_adapter_path=from_base.result.adapter_dir,
         init_adapter_id="ft:first",
+        validation_path=validation_path,
     )
     return run(config)
 
@@ -175,3 +187,17 @@ def test_from_an_adapter_only_the_trained_copy_is_saved(from_base: Run, from_ada
     assert manifest["init_adapter"] == "ft:first"
     assert manifest["hyperparameters"]["reference"] == "initial_adapter"
     assert manifest["hyperparameters"]["lora_r"] == 8
+
+
+def test_validation_pairs_are_scored_at_the_end_of_each_epoch(from_adapter: Run) -> None:
+    *earlier, last = from_adapter.reporter.metrics_log
+    assert all("valid_loss" not in step for step in earlier)
+    assert 0 < last["valid_loss"] < 10
+    assert 0 <= last["valid_rewards/accuracies"] <= 1
+    assert last["valid_rewards/margins"] == pytest.approx(
+        last["valid_rewards/chosen"] - last["valid_rewards/rejected"], abs=1e-5
+    )
+    datasets = [
+        data["dataset"] for _, _, data in from_adapter.reporter.events if data and "dataset" in data
+    ]
+    assert datasets == ["training", "validation"]
