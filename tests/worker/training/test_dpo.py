@@ -201,3 +201,16 @@ def test_validation_pairs_are_scored_at_the_end_of_each_epoch(from_adapter: Run)
         data["dataset"] for _, _, data in from_adapter.reporter.events if data and "dataset" in data
     ]
     assert datasets == ["training", "validation"]
+
+
+def test_should_stop_is_honoured_before_the_next_step(
+    model_dir: Path, pairs_path: Path, tmp_path: Path
+) -> None:
+    reporter = RecordingReporter(stop_after_steps=1)
+    recipe = DPORecipe(make_config(model_dir, pairs_path, tmp_path, n_epochs=1), reporter)
+    recipe.setup()
+    result = recipe.train()
+    assert (result.status, result.steps, result.adapter_dir) == ("cancelled", 1, None)
+    assert result.final_loss == reporter.metrics_log[0]["train_loss"]
+    assert not (tmp_path / "adapter").exists()
+    assert reporter.events[-1][0] == "Training stopped on request before step 2"
