@@ -1,5 +1,6 @@
 """Fine-tuning job shapes, as OpenAI's; LoRA knobs ride along inside `hyperparameters`."""
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -52,15 +53,35 @@ class HyperparametersIn(BaseModel):
         return v
 
 
+class DpoHyperparametersIn(HyperparametersIn):
+    beta: float | Literal["auto"] = Field("auto")
+
+    @field_validator("beta")
+    @classmethod
+    def _beta(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not (math.isfinite(v) and v > 0):
+            raise ValueError("beta must be a number > 0")
+        return v
+
+
 class SupervisedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hyperparameters: HyperparametersIn = Field(default_factory=HyperparametersIn)
 
 
+class DpoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: DpoHyperparametersIn = Field(default_factory=DpoHyperparametersIn)
+
+
+MethodType = Literal["supervised", "dpo"]
+
+
 class MethodIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["supervised"] = "supervised"
+    type: MethodType = "supervised"
     supervised: SupervisedIn | None = None
+    dpo: DpoIn | None = None
 
 
 class JobCreate(BaseModel):
@@ -119,9 +140,10 @@ class JobPublic(BaseModel):
             error=JobError(**job.error) if job.error else None,
             fine_tuned_model=job.fine_tuned_model,
             finished_at=job.finished_at,
-            hyperparameters=job.method["supervised"]["hyperparameters"],
+            hyperparameters=job.method[job.method["type"]]["hyperparameters"],
             method=job.method,
-            model=job.model,
+            # The model the job was asked to fine-tune: a base model, or a fine-tuned one.
+            model=job.parent_model or job.model,
             organization_id=job.tenant_id,
             result_files=job.result_files,
             seed=job.seed,

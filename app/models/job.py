@@ -12,7 +12,11 @@ class FineTuningJob(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    model: Mapped[str] = mapped_column(String(255))
+    model: Mapped[str] = mapped_column(String(255))  # the base model, also when parent_model is set
+    # Set when the job starts from a fine-tuned model: its `ft:…` name as requested, and its
+    # adapter. No foreign key: adapters already reference jobs, and launch checks the adapter.
+    parent_model: Mapped[str | None] = mapped_column(String(255), default=None)
+    parent_adapter_id: Mapped[str | None] = mapped_column(String(64), default=None)
     training_file: Mapped[str] = mapped_column(String(64))
     validation_file: Mapped[str | None] = mapped_column(String(64), default=None)
     suffix: Mapped[str | None] = mapped_column(String(64), default=None)

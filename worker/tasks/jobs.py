@@ -7,10 +7,10 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.jobs import repository as jobs_repo
-from app.jobs.service import add_event
+from app.jobs.service import add_event, method_format_error
 from app.kit.ids import now
 from app.kit.queue import GPU_QUEUE, enqueue_after_commit
-from app.models import FineTuningJob
+from app.models import File, FineTuningJob
 from worker.celery_app import celery
 from worker.datasets.job_plan import plan_job_data, summary
 from worker.datasets.service import job_file_error
@@ -30,7 +30,9 @@ def validate_job(job_id: str) -> None:
         if job.validation_file:
             files.append((job.validation_file, "validation_file"))
         for file_id, param in files:
-            error = job_file_error(session, file_id, param, drop_invalid)
+            error = job_file_error(session, file_id, param, drop_invalid) or _method_error(
+                session, job, file_id, param
+            )
             if error:
                 _fail_validation(session, job, error)
                 return
@@ -72,3 +74,12 @@ def _event_data(plan: dict[str, Any]) -> dict[str, Any]:
 @celery.task(name=TRAIN_TASK)
 def train_job(job_id: str) -> None:
     run_training_job(job_id)
+
+
+def _method_error(
+    session: Session, job: FineTuningJob, file_id: str, param: str
+) -> dict[str, str] | None:
+    """A file validated after the job was created may still hold rows of the wrong kind."""
+    file = session.get(File, file_id)
+    file_format = (file.report or {}).get("format") if file else None
+    return method_format_error(job.method["type"], file_id, file_format, param)

@@ -15,6 +15,7 @@ from app.jobs.service import add_event, planned_model_name
 from app.kit.ids import new_id
 from app.kit.storage import get_storage
 from app.models import FineTuningJob, JobCheckpoint, Tenant
+from worker.training.recipes import make_recipe
 
 
 class DatabaseReporter:
@@ -35,6 +36,8 @@ class DatabaseReporter:
     def metrics(self, data: dict[str, Any]) -> None:
         step, total = int(data["step"]), int(data["total_steps"])
         message = f"Step {step}/{total}: training loss={data['train_loss']:.4f}"
+        if data.get("rewards/accuracies") is not None:
+            message += f", reward accuracy={data['rewards/accuracies']:.2f}"
         if data.get("valid_loss") is not None:
             message += f", validation loss={data['valid_loss']:.4f}"
         with session_scope() as session:
@@ -71,16 +74,13 @@ class DatabaseReporter:
 
 
 def main(job_id: str, workdir: Path) -> int:
-    from worker.training.recipe import SFTRecipe, TrainConfig
-
     reporter = DatabaseReporter(job_id)
     # SIGTERM (worker shutdown) stops at the next step instead of mid-write.
     signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "stop_requested", True))
     result_path = workdir / "result.json"
     result: dict[str, Any]
     try:
-        config = TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
-        recipe = SFTRecipe(config, reporter)
+        recipe = make_recipe(json.loads((workdir / "config.json").read_text()), reporter)
         recipe.setup()
         outcome = recipe.train()
         result = {

@@ -19,7 +19,7 @@ from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event
 from app.kit.ids import now
 from app.kit.storage import get_storage
-from app.models import File, FineTuningJob
+from app.models import Adapter, File, FineTuningJob
 from worker.training.publish import publish_adapter
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,14 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
     storage = get_storage()
     training = session.get(File, job.training_file)
     validation = session.get(File, job.validation_file) if job.validation_file else None
-    hp = job.method["supervised"]["hyperparameters"]
+    method = job.method["type"]
+    hp = job.method[method]["hyperparameters"]
     plan = job.data_preparation or {}
     training_path = storage.path(plan.get("storage_key") or training.storage_key)
     validation_key = (plan.get("validation") or {}).get("storage_key")
     validation_path = storage.path(validation_key or validation.storage_key) if validation else None
-    return {
+    config = {
+        "method": method,
         "base_model_id": entry.id,
         "base_model_path": str(entry.local_path),
         "training_path": str(training_path),
@@ -100,6 +102,15 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
         "validation_sha256": validation.sha256 if validation else None,
         "data_preparation": _manifest_data(plan) if plan else None,
     }
+    if method == "dpo":
+        config["beta"] = hp["beta"]
+    if job.parent_model:
+        parent = session.get(Adapter, job.parent_adapter_id) if job.parent_adapter_id else None
+        if parent is None:
+            raise RuntimeError(f"the adapter of {job.parent_model} no longer exists")
+        config["init_adapter_path"] = str(storage.path(parent.storage_key))
+        config["init_adapter_id"] = parent.name
+    return config
 
 
 def _manifest_data(plan: dict[str, Any]) -> dict[str, Any]:

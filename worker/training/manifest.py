@@ -28,6 +28,7 @@ def build_manifest(
     validation_sha256: str | None = None,
     data: dict[str, Any] | None = None,
     created_at: int | None = None,
+    method: str = "supervised",
 ) -> dict[str, Any]:
     """`data`: how the uploaded file became the rows trained on (options, rows dropped, the
     final dataset's sha256); absent keys mean the file was used as uploaded."""
@@ -36,6 +37,7 @@ def build_manifest(
         "manifest_version": MANIFEST_VERSION,
         "created_at": int(time.time()) if created_at is None else created_at,
         "seed": seed,
+        "method": method,
         "base_model_id": base_model_id,
         "base_weights_sha256": sha256_of_files(weight_files),
         "base_weights_files": [path.name for path in weight_files],

@@ -12,10 +12,8 @@ through the `Reporter` it is given. Output layout under `output_dir`:
 """
 
 import json
-import logging
 import math
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from functools import partial
@@ -23,30 +21,23 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-# On CPUs with AVX512-BF16, importing bitsandbytes (which peft does) tries to fetch an optional
-# inference kernel from the Hugging Face hub and logs a warning telling users to `pip install
-# kernels`. Training never uses that kernel (it only serves single-token inference), so the
-# advice is noise. This must run before peft is imported.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-
-from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
-from transformers import (  # noqa: E402
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    BitsAndBytesConfig,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
-
-from worker.training.data import (  # noqa: E402
+from worker.training.data import (
     Batch,
     ChatDataset,
     count_batches,
     iter_batches,
     load_chat_dataset,
 )
-from worker.training.manifest import build_manifest, sha256_of_file  # noqa: E402
+from worker.training.lora import (
+    load_base_model,
+    load_tokenizer,
+    lora_config,
+    save_adapter,
+)
+from worker.training.manifest import build_manifest, sha256_of_file
 
 ALL_LINEAR = "all-linear"
 MAX_GRAD_NORM = 1.0
@@ -54,7 +45,6 @@ WARMUP_FRACTION = 0.05
 WEIGHT_DECAY = 0.0
 ADAPTER_DIRNAME = "adapter"
 CHECKPOINTS_DIRNAME = "checkpoints"
-MANIFEST_FILENAME = "manifest.json"
 
 
 @dataclass
@@ -203,15 +193,7 @@ class SFTRecipe:
         self._is_set_up = True
 
     def _setup_tokenizer(self) -> PreTrainedTokenizerBase:
-        tokenizer = AutoTokenizer.from_pretrained(
-            self.config.base_model_path, local_files_only=True
-        )
-        if not tokenizer.chat_template:
-            raise ValueError(f"the tokenizer in {self.config.base_model_path} has no chat template")
-        if tokenizer.pad_token_id is None:
-            # Padding is masked out of both attention and loss, so any id will do.
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
+        return load_tokenizer(self.config.base_model_path)
 
     def _setup_model(self) -> PeftModel:
         cfg = self.config
@@ -246,41 +228,13 @@ class SFTRecipe:
             f"Loading base model {cfg.base_model_id} ({cfg.quantization}, "
             f"{dtype_name(self.compute_dtype)} compute on {self.device.type})…"
         )
-        base = AutoModelForCausalLM.from_pretrained(
-            cfg.base_model_path,
-            dtype=self.compute_dtype,
-            quantization_config=self._quantization_config(),
-            device_map={"": self.device},
-            local_files_only=True,
-        )
-        if cfg.quantization == "none":
-            return base, 0
-        quantized_layers = count_4bit_layers(base)
-        if quantized_layers == 0:
-            raise RuntimeError("nf4 quantization was requested but no layer was quantized")
-        return base, quantized_layers
-
-    def _quantization_config(self) -> BitsAndBytesConfig | None:
-        if self.config.quantization == "none":
-            return None
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=self.compute_dtype,
+        return load_base_model(
+            cfg.base_model_path, cfg.quantization, self.compute_dtype, self.device
         )
 
     def _lora_config(self) -> LoraConfig:
-        # Plain LoRA only (no bias, DoRA, modules_to_save, embeddings): that is what vLLM's
-        # LoRA loader accepts.
-        return LoraConfig(
-            r=self.config.lora_r,
-            lora_alpha=self.config.lora_alpha,
-            lora_dropout=self.config.lora_dropout,
-            target_modules=self.config.target_modules,
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+        cfg = self.config
+        return lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
 
     def _setup_data(self, path: Path, name: str) -> ChatDataset:
         dataset = load_chat_dataset(path, self._tokenizer, self.config.max_seq_length)
@@ -461,15 +415,7 @@ class SFTRecipe:
         )
 
     def _save_adapter(self, target: Path, manifest: dict[str, Any] | None = None) -> None:
-        """Write to a sibling directory, then rename: a reader never sees half an adapter."""
-        partial_dir = target.with_name(f".{target.name}.partial")
-        shutil.rmtree(partial_dir, ignore_errors=True)
-        # save_embedding_layers=False: the adapter must hold LoRA weights only (vLLM).
-        self._model.save_pretrained(str(partial_dir), save_embedding_layers=False)
-        if manifest is not None:
-            (partial_dir / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=2))
-        shutil.rmtree(target, ignore_errors=True)
-        partial_dir.rename(target)
+        save_adapter(self._model, target, manifest)
 
     def _manifest(self, trained_tokens: int, final_loss: float) -> dict[str, Any]:
         cfg = self.config
@@ -555,12 +501,6 @@ def ensure_finite_loss(loss: float, step: int) -> None:
             f"training loss became NaN at step {step} (loss={loss}); "
             "try a lower learning rate or check the data"
         )
-
-
-def count_4bit_layers(model: torch.nn.Module) -> int:
-    import bitsandbytes as bnb
-
-    return sum(isinstance(module, bnb.nn.Linear4bit) for module in model.modules())
 
 
 def sort_target_modules(model: PeftModel) -> None:

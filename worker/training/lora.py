@@ -1,0 +1,103 @@
+"""The pieces every LoRA recipe (SFT, DPO) shares: the tokenizer, the (4-bit) base model, the
+LoRA shape vLLM can serve, and writing an adapter atomically."""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from peft import LoraConfig, PeftModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+MANIFEST_FILENAME = "manifest.json"
+
+
+def load_tokenizer(model_path: Path) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    if not tokenizer.chat_template:
+        raise ValueError(f"the tokenizer in {model_path} has no chat template")
+    if tokenizer.pad_token_id is None:
+        # Padding is masked out of both attention and loss, so any id will do.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(
+    model_path: Path,
+    quantization: Literal["nf4", "none"],
+    compute_dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[PreTrainedModel, int]:
+    """The base model, and how many of its linear layers are 4-bit."""
+    base = AutoModelForCausalLM.from_pretrained(
+        model_path,
+        dtype=compute_dtype,
+        quantization_config=quantization_config(quantization, compute_dtype),
+        device_map={"": device},
+        local_files_only=True,
+    )
+    if quantization == "none":
+        return base, 0
+    quantized_layers = count_4bit_layers(base)
+    if quantized_layers == 0:
+        raise RuntimeError("nf4 quantization was requested but no layer was quantized")
+    return base, quantized_layers
+
+
+def quantization_config(
+    quantization: Literal["nf4", "none"], compute_dtype: torch.dtype
+) -> BitsAndBytesConfig | None:
+    if quantization == "none":
+        return None
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def lora_config(r: int, alpha: int, dropout: float, target_modules: list[str] | str) -> LoraConfig:
+    # Plain LoRA only (no bias, DoRA, modules_to_save, embeddings): that is what vLLM's
+    # LoRA loader accepts.
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def save_adapter(
+    model: PeftModel,
+    target: Path,
+    manifest: dict[str, Any] | None = None,
+    adapter_name: str = "default",
+) -> None:
+    """Write to a sibling directory, then rename: a reader never sees half an adapter."""
+    partial_dir = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial_dir, ignore_errors=True)
+    # save_embedding_layers=False: the adapter must hold LoRA weights only (vLLM). Only the
+    # named adapter: a model may hold others (a frozen reference copy) that are not the result.
+    model.save_pretrained(
+        str(partial_dir), save_embedding_layers=False, selected_adapters=[adapter_name]
+    )
+    if manifest is not None:
+        (partial_dir / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    partial_dir.rename(target)
+
+
+def count_4bit_layers(model: torch.nn.Module) -> int:
+    import bitsandbytes as bnb
+
+    return sum(isinstance(module, bnb.nn.Linear4bit) for module in model.modules())
