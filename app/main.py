@@ -14,6 +14,7 @@ from app.audit.endpoints import router as audit_router
 from app.catalog.endpoints import router as models_router
 from app.config import ROOT, get_settings
 from app.errors import NotFound, install_error_handlers
+from app.evals.endpoints import router as evals_router
 from app.feedback.completions import CompletionLog
 from app.feedback.endpoints import router as feedback_router
 from app.files.endpoints import router as files_router
@@ -94,6 +95,7 @@ def create_app() -> FastAPI:
         feedback_router,
         ratelimits_router,
         audit_router,
+        evals_router,
     ):
         app.include_router(router)
 
