@@ -24,7 +24,8 @@ celery.conf.task_routes = {
     "worker.tasks.jobs.validate_job": {"queue": CPU_QUEUE},
     "worker.tasks.jobs.train_job": {"queue": GPU_QUEUE},
     "worker.tasks.maintenance.*": {"queue": CPU_QUEUE},
-    "worker.tasks.evals.*": {"queue": CPU_QUEUE},
+    "worker.tasks.evals.run_eval": {"queue": CPU_QUEUE},
+    "worker.tasks.evals.export_adapter": {"queue": GPU_QUEUE},
 }
 # `celery -A worker.celery_app beat` sends these; run exactly one beat per deployment.
 celery.conf.beat_schedule = {

@@ -20,6 +20,7 @@ from app.auth.service import issue_key
 from app.config import get_settings
 from app.db import session_scope
 from app.evals import repository as evals_repo
+from app.inference.service import with_system_prompt
 from app.kit.ids import now
 from app.kit.storage import get_storage
 from app.models import Adapter, ApiKey, EvalRun, EvalRunRow, File
@@ -60,11 +61,10 @@ def eval_rows(path: Path) -> Iterator[tuple[int, EvalRow]]:
 
 
 def prompt_messages(run: EvalRun, row: EvalRow) -> list[dict[str, Any]]:
-    """The run's system prompt first, then its few-shot examples, then the row's prompt."""
-    head: list[dict[str, Any]] = []
-    if run.system_prompt:
-        head.append({"role": "system", "content": run.system_prompt})
-    return [*head, *run.few_shot, *row.messages]
+    """The few-shot examples, then the row's prompt; the run's system prompt goes first the
+    way the gateway puts an alias' system prompt (merged into a row's own system message)."""
+    messages = [*run.few_shot, *row.messages]
+    return with_system_prompt(messages, run.system_prompt) if run.system_prompt else messages
 
 
 def served_model(run: EvalRun, adapter_name: str | None) -> str:
