@@ -218,3 +218,19 @@ def test_decision_report_needs_a_succeeded_job(client, owner, eval_file):
     assert r.status_code == 409 and r.json()["error"]["code"] == "job_not_succeeded"
     r = client.get(f"/v1/fine_tuning/jobs/{job['id']}/decision_report", headers=h)
     assert r.status_code == 404 and r.json()["error"]["code"] == "decision_report_not_found"
+
+
+def test_a_redelivered_run_is_taken_over_from_the_start(client, owner, eval_file):
+    from worker.evaluation.runner import _claim
+
+    run = create(client, owner[1], eval_file=eval_file["id"], candidate={"model": BASE}).json()
+    with session_scope() as session:  # as a worker that died after storing one row left it
+        row = session.get(EvalRun, run["id"])
+        row.status, row.rows_done = "running", 1
+        session.add(EvalRunRow(run_id=run["id"], line=1, tags=[], output="x", scores={}))
+    assert _claim(run["id"]) is None  # a plain duplicate delivery does not steal it
+    claimed = _claim(run["id"], resume=True)
+    assert claimed is not None and claimed.model == BASE and claimed.path.exists()
+    body = client.get(f"/v1/eval_runs/{run['id']}", headers=owner[1]).json()
+    assert body["status"] == "running" and body["progress"]["rows_done"] == 0
+    assert client.get(f"/v1/eval_runs/{run['id']}/rows", headers=owner[1]).json()["data"] == []

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from sqlalchemy import delete
 
 from app.auth.service import issue_key
 from app.config import get_settings
@@ -158,13 +159,17 @@ class Claimed:
     raw_key: str
 
 
-def _claim(run_id: str) -> Claimed | None:
+def _claim(run_id: str, resume: bool = False) -> Claimed | None:
+    """Move the run to `running`. `resume`: the broker redelivered the task because the
+    worker that had it died, so a `running` run is taken over and starts again from row 1."""
     with session_scope() as session:
         run = session.get(EvalRun, run_id)
+        from_statuses = ("queued", "running") if resume else ("queued",)
         if run is None or not evals_repo.compare_and_set_status(
-            session, run.id, ("queued",), "running", started_at=now()
+            session, run.id, from_statuses, "running", started_at=now(), rows_done=0
         ):
             return None
+        session.execute(delete(EvalRunRow).where(EvalRunRow.run_id == run.id))
         file = session.get(File, run.eval_file_id)
         if file is None:
             evals_repo.compare_and_set_status(
@@ -238,8 +243,10 @@ def _drop_key(key_id: str) -> None:
             session.delete(key)
 
 
-def run_eval(run_id: str, on_done: Callable[[str], None] | None = None) -> None:
-    claimed = _claim(run_id)
+def run_eval(
+    run_id: str, on_done: Callable[[str], None] | None = None, resume: bool = False
+) -> None:
+    claimed = _claim(run_id, resume)
     if claimed is None:
         return
     settings = get_settings()
