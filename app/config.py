@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     drift_margin: float = Field(0.10, alias="LORAPLEX_DRIFT_MARGIN")
     drift_min_volume: int = Field(20, alias="LORAPLEX_DRIFT_MIN_VOLUME")
     metrics_enabled: bool = Field(True, alias="LORAPLEX_METRICS_ENABLED")
+    # Eval runs call the serving gateway over HTTP (default: this API at api_host:api_port).
+    gateway_url_override: str = Field("", alias="LORAPLEX_GATEWAY_URL")
+    eval_concurrency: int = Field(4, alias="LORAPLEX_EVAL_CONCURRENCY")
+    # LLM-as-judge: any OpenAI-compatible endpoint; empty base URL = the gateway itself.
+    judge_base_url: str = Field("", alias="LORAPLEX_JUDGE_BASE_URL")
+    judge_model: str = Field("SmolLM2-135M-Instruct", alias="LORAPLEX_JUDGE_MODEL")
+    judge_api_key: str = Field("", alias="LORAPLEX_JUDGE_API_KEY")
+    # Promotion to an alias is refused when a regression-suite or safety metric drops by more
+    # than this (absolute, on a 0-1 scale) versus the alias' current version.
+    promotion_max_regression: float = Field(0.02, alias="LORAPLEX_PROMOTION_MAX_REGRESSION")
     # Pepper mixed into API-key hashes. Must be set outside dev.
     secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
 
@@ -68,6 +78,10 @@ class Settings(BaseSettings):
     def vllm_urls(self) -> list[str]:
         urls = [u.strip().rstrip("/") for u in self.vllm_urls_raw.split(",") if u.strip()]
         return urls or [self.vllm_url.rstrip("/")]
+
+    @property
+    def gateway_url(self) -> str:
+        return (self.gateway_url_override or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def broker_url(self) -> str:

@@ -15,6 +15,7 @@ from app.auth.endpoints import router as api_keys_router
 from app.catalog.endpoints import router as models_router
 from app.config import ROOT, get_settings
 from app.errors import NotFound, install_error_handlers
+from app.evals.endpoints import router as evals_router
 from app.feedback.completions import CompletionLog
 from app.feedback.endpoints import router as feedback_router
 from app.files.endpoints import router as files_router
@@ -96,6 +97,7 @@ def create_app() -> FastAPI:
         ratelimits_router,
         audit_router,
         api_keys_router,
+        evals_router,
     ):
         app.include_router(router)
 

@@ -11,7 +11,12 @@ from app.kit.queue import CPU_QUEUE, GPU_QUEUE, celery_config
 
 celery = Celery(
     "loraplex",
-    include=["worker.tasks.datasets", "worker.tasks.jobs", "worker.tasks.maintenance"],
+    include=[
+        "worker.tasks.datasets",
+        "worker.tasks.evals",
+        "worker.tasks.jobs",
+        "worker.tasks.maintenance",
+    ],
 )
 celery.conf.update(celery_config(get_settings()))
 celery.conf.task_routes = {
@@ -19,6 +24,8 @@ celery.conf.task_routes = {
     "worker.tasks.jobs.validate_job": {"queue": CPU_QUEUE},
     "worker.tasks.jobs.train_job": {"queue": GPU_QUEUE},
     "worker.tasks.maintenance.*": {"queue": CPU_QUEUE},
+    "worker.tasks.evals.run_eval": {"queue": CPU_QUEUE},
+    "worker.tasks.evals.export_adapter": {"queue": GPU_QUEUE},
 }
 # `celery -A worker.celery_app beat` sends these; run exactly one beat per deployment.
 celery.conf.beat_schedule = {

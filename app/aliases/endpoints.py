@@ -1,7 +1,15 @@
 from fastapi import APIRouter
 
 from app.aliases import service
-from app.aliases.schemas import AliasCreate, AliasDeleted, AliasPublic, AliasUpdate
+from app.aliases.schemas import (
+    AliasCreate,
+    AliasDeleted,
+    AliasEventPublic,
+    AliasPromote,
+    AliasPublic,
+    AliasUpdate,
+    PromotionPublic,
+)
 from app.auth.dependencies import CurrentTenant, SessionDep
 from app.kit.pagination import ListPage
 
@@ -33,6 +41,20 @@ def repoint_alias(
 @router.post("/v1/aliases/{name}/rollback", response_model=AliasPublic)
 def rollback_alias(tenant: CurrentTenant, session: SessionDep, name: str) -> AliasPublic:
     return service.rollback(session, tenant, name)
+
+
+@router.post("/v1/aliases/{name}/promote", response_model=PromotionPublic)
+def promote_alias(
+    tenant: CurrentTenant, session: SessionDep, name: str, body: AliasPromote
+) -> PromotionPublic:
+    return service.promote(session, tenant, name, body)
+
+
+@router.get("/v1/aliases/{name}/history", response_model=ListPage[AliasEventPublic])
+def alias_history(
+    tenant: CurrentTenant, session: SessionDep, name: str
+) -> ListPage[AliasEventPublic]:
+    return ListPage(data=service.history(session, tenant, name), has_more=False)
 
 
 @router.delete("/v1/aliases/{name}", response_model=AliasDeleted)

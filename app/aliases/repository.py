@@ -1,9 +1,9 @@
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from app.kit.ids import now
+from app.kit.ids import new_id, now
 from app.kit.tenancy import scoped
-from app.models import Alias
+from app.models import Alias, AliasEvent
 
 
 def get_by_name(session: Session, tenant_id: str, name: str) -> Alias | None:
@@ -74,3 +74,34 @@ def swap_with_previous(session: Session, alias: Alias) -> bool:
     )
     session.refresh(alias)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def add_event(session: Session, alias: Alias, action: str, reason: str | None = None) -> None:
+    """Record the alias' target as it is now (after `action`) in its history."""
+    session.add(
+        AliasEvent(
+            id=new_id("aliasevt"),
+            tenant_id=alias.tenant_id,
+            alias_id=alias.id,
+            action=action,
+            version=alias.version,
+            adapter_id=alias.adapter_id,
+            base_model=alias.base_model,
+            system_prompt=alias.system_prompt,
+            reason=reason,
+        )
+    )
+    session.flush()
+
+
+def events(session: Session, tenant_id: str, alias_id: str) -> list[AliasEvent]:
+    stmt = scoped(AliasEvent, tenant_id).where(AliasEvent.alias_id == alias_id)
+    return list(session.scalars(stmt.order_by(AliasEvent.id.desc()).limit(500)))
+
+
+def pointing_at(session: Session, tenant_id: str, adapter_id: str) -> list[Alias]:
+    """Aliases whose current or previous target is this adapter version."""
+    stmt = scoped(Alias, tenant_id).where(
+        or_(Alias.adapter_id == adapter_id, Alias.previous_adapter_id == adapter_id)
+    )
+    return list(session.scalars(stmt.order_by(Alias.name)))

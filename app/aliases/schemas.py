@@ -2,11 +2,11 @@
 digit), optionally followed by '@' and a 1-32 character label of the same kind
 (`support-bot@prod`); no path characters, no ':' (that is for `ft:` names)."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.models import Adapter, Alias
+from app.models import Adapter, Alias, AliasEvent
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(@[A-Za-z0-9][A-Za-z0-9._-]{0,31})?$"
 MAX_SYSTEM_PROMPT = 32_000
@@ -34,6 +34,15 @@ class AliasCreate(AliasTarget):
 
 class AliasUpdate(AliasTarget):
     pass
+
+
+class AliasPromote(AliasTarget):
+    """Point the alias at a candidate if the promotion gate passes (see app/evals/gate.py);
+    `force` skips the gate and needs a `reason`, which goes to the audit log."""
+
+    eval_file: str | None = Field(None, min_length=1, max_length=64)
+    force: bool = False
+    reason: str | None = Field(None, min_length=1, max_length=2000)
 
 
 class AliasTargetPublic(BaseModel):
@@ -82,3 +91,35 @@ class AliasDeleted(BaseModel):
 
 def adapter_names(adapters: list[Adapter]) -> dict[str, str]:
     return {a.id: a.name for a in adapters}
+
+
+class PromotionPublic(BaseModel):
+    object: Literal["alias.promotion"] = "alias.promotion"
+    alias: AliasPublic
+    forced: bool
+    gate: dict[str, Any]
+
+
+class AliasEventPublic(BaseModel):
+    id: str
+    object: Literal["alias.event"] = "alias.event"
+    action: str
+    version: int
+    adapter_id: str | None
+    base_model: str | None
+    system_prompt: str | None
+    reason: str | None
+    created_at: int
+
+    @classmethod
+    def of(cls, e: AliasEvent) -> "AliasEventPublic":
+        return cls(
+            id=e.id,
+            action=e.action,
+            version=e.version,
+            adapter_id=e.adapter_id,
+            base_model=e.base_model,
+            system_prompt=e.system_prompt,
+            reason=e.reason,
+            created_at=e.created_at,
+        )

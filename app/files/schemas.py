@@ -4,7 +4,7 @@ from pydantic import BaseModel
 
 from app.models import File
 
-UPLOAD_PURPOSES = ("fine-tune",)
+UPLOAD_PURPOSES = ("fine-tune", "evals")
 
 
 def multipart_schema(

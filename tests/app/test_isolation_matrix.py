@@ -5,7 +5,9 @@ fails here until its kind is added — so no route escapes the matrix."""
 
 import pytest
 
-from tests.app.test_aliases import make_adapter
+from tests.app.test_aliases import BASE, make_adapter
+from tests.app.test_evals import ROWS, jsonl
+from tests.app.test_evals import upload as upload_eval_file
 from tests.app.test_files import upload
 
 # Bodies that get a request past validation to the lookup, per (method, path).
@@ -13,6 +15,20 @@ BODIES = {
     ("post", "/v1/uploads/{upload_id}/complete"): {"json": {"part_ids": ["part-0"]}},
     ("post", "/v1/uploads/{upload_id}/parts"): {"files": {"data": ("p", b"{}\n")}},
     ("post", "/v1/aliases/{name}"): {"json": {"base_model": "SmolLM2-135M-Instruct"}},
+    ("post", "/v1/aliases/{name}/promote"): {
+        "json": {"adapter": "x", "force": True, "reason": "r"}
+    },
+    ("post", "/v1/adapters/{adapter_id}/exports"): {"json": {"kind": "adapter"}},
+    ("post", "/v1/fine_tuning/jobs/{job_id}/decision_report"): {"json": {"eval_files": ["f"]}},
+}
+
+# Routes whose object exists but is not ready for its owner yet (no weights on disk for the
+# test adapter, an export or a report not produced): the owner gets an answer that is not 200
+# but is never the intruder's "no such object" 404 with the same code.
+NOT_READY = {
+    "/v1/adapters/{adapter_id}/content",
+    "/v1/adapters/{adapter_id}/exports/{export_id}/content",
+    "/v1/fine_tuning/jobs/{job_id}/decision_report",
 }
 
 
@@ -43,10 +59,22 @@ def owned(client, make_tenant) -> tuple[dict, dict[str, str]]:
     )
     assert alias.status_code == 200, alias.text
     key_id = client.get("/v1/api_keys", headers=h).json()["data"][0]["id"]
+    eval_file = upload_eval_file(client, h, jsonl(ROWS))
+    run = client.post(
+        "/v1/eval_runs",
+        headers=h,
+        json={"eval_file": eval_file["id"], "candidate": {"model": BASE}},
+    )
+    assert run.status_code == 200, run.text
+    export = client.post(f"/v1/adapters/{adapter.id}/exports", headers=h, json={"kind": "adapter"})
+    assert export.status_code == 200, export.text
     ids = {
         "file_id": file_id,
         "upload_id": upload_id,
         "fine_tuning_job_id": job_id,
+        "job_id": job_id,
+        "run_id": run.json()["id"],
+        "export_id": export.json()["id"],
         "adapter_id": adapter.id,
         "model_id": adapter.name,
         "name": "secret-bot",
@@ -83,12 +111,14 @@ def test_every_object_route_is_404_for_another_tenant(client, make_tenant, owned
     for method, path in routes:
         url = _fill(path, ids)
         # The owner reaches every object it can read (so the ids above are the real ones).
-        if method == "get":
-            mine = client.get(url, headers=owner_headers)
-            assert mine.status_code == 200, f"owner GET {url}: {mine.status_code} {mine.text}"
+        mine = client.get(url, headers=owner_headers) if method == "get" else None
         r = client.request(method.upper(), url, headers=intruder, **BODIES.get((method, path), {}))
         assert r.status_code == 404, f"{method.upper()} {path} as another tenant: {r.status_code}"
         error = r.json()["error"]
+        if mine is not None and path in NOT_READY and mine.status_code != 200:
+            assert (mine.status_code, mine.json()["error"]["code"]) != (404, error["code"]), path
+        elif mine is not None:
+            assert mine.status_code == 200, f"owner GET {url}: {mine.status_code} {mine.text}"
         assert set(error) == {"message", "type", "param", "code"}
         for secret in (ids["adapter_id"], ids["file_id"]):
             assert secret not in r.text or secret in url  # nothing else of the owner's leaks

@@ -5,9 +5,12 @@ conversion from a row to chat messages that both the dataset report and the SFT 
 - prompt_completion: `{"prompt": str, "completion": str}`;
 - instruction: `{"instruction": str, "input"?: str, "output": str}` (alpaca);
 - preference: OpenAI's `{"input": {"messages": [...]}, "preferred_output": [...],
-  "non_preferred_output": [...]}` or `{"prompt", "chosen", "rejected"}` (TRL), for DPO.
+  "non_preferred_output": [...]}` or `{"prompt", "chosen", "rejected"}` (TRL), for DPO;
+- eval (files of purpose `evals`): `{"messages": [...prompt...], "expected": text or JSON,
+  "tags"?: ["task" | "regression" | "safety"], "checks"?: {...}}`, never trained on.
 """
 
+import json
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +22,7 @@ class RowFormat(StrEnum):
     PROMPT_COMPLETION = "prompt_completion"
     INSTRUCTION = "instruction"
     PREFERENCE = "preference"
+    EVAL = "eval"
 
 
 # Top-level keys each format allows; a row with any other key is refused (`unknown_keys`).
@@ -29,15 +33,26 @@ ALLOWED_KEYS: dict[RowFormat, frozenset[str]] = {
     RowFormat.PREFERENCE: frozenset(
         {"input", "preferred_output", "non_preferred_output", "prompt", "chosen", "rejected"}
     ),
+    RowFormat.EVAL: frozenset({"messages", "expected", "tags", "checks"}),
 }
+
+# The file purpose each format belongs to: eval rows only in `evals` files, the rest only in
+# `fine-tune` files.
+EVAL_PURPOSE = "evals"
 
 
 class PreferenceRowError(ValueError):
     """A preference (DPO) row was given where supervised chat examples are needed."""
 
 
+class EvalRowError(ValueError):
+    """An eval row (prompt + expected answer) was given where training examples are needed."""
+
+
 def detect_format(row: dict[str, Any]) -> RowFormat | None:
     """The format a JSON object's keys announce, or None when they match none."""
+    if "expected" in row:
+        return RowFormat.EVAL
     if "messages" in row:
         return RowFormat.CHAT
     if "preferred_output" in row or "non_preferred_output" in row:
@@ -69,6 +84,8 @@ def to_chat_messages(row: dict[str, Any], fmt: RowFormat) -> list[Message]:
             {"role": "user", "content": instruction_prompt(row)},
             {"role": "assistant", "content": row["output"]},
         ]
+    if fmt is RowFormat.EVAL:
+        raise EvalRowError("eval rows are for evaluation runs, not for training")
     raise PreferenceRowError(
         "preference rows (chosen/rejected pairs) are for preference training (DPO); "
         "supervised fine-tuning needs chat, prompt/completion or instruction rows"
@@ -105,4 +122,13 @@ def conversation_for_stats(row: dict[str, Any], fmt: RowFormat) -> list[Message]
     row its preferred side (what a DPO run would also feed through the chat template)."""
     if fmt is RowFormat.PREFERENCE:
         return preferred_conversation(row)
+    if fmt is RowFormat.EVAL:
+        return [*row["messages"], {"role": "assistant", "content": expected_text(row["expected"])}]
     return to_chat_messages(row, fmt)
+
+
+def expected_text(expected: Any) -> str:
+    """An eval row's expected answer as the text a model would have to produce."""
+    if isinstance(expected, str):
+        return expected
+    return "" if expected is None else json.dumps(expected, ensure_ascii=False)

@@ -166,6 +166,64 @@ def _check_reply(value: Any, key: str) -> Problem | None:
     return None
 
 
+EVAL_TAGS = frozenset({"task", "regression", "safety"})
+EVAL_CHECKS = frozenset({"json_schema", "should_refuse", "label", "rubric", "human_pass"})
+
+
+def _check_eval(row: dict[str, Any]) -> Problem | None:
+    if "messages" not in row:
+        return "missing_messages", "missing required key 'messages'"
+    problem = check_messages(row["messages"], "messages", need_assistant=False)
+    if problem:
+        return problem
+    if row["messages"][-1].get("role") == "assistant":
+        return "invalid_messages", "the prompt's last message must not be the assistant's"
+    checks = row.get("checks", {})
+    if not isinstance(checks, dict):
+        return "invalid_checks", "'checks' must be an object"
+    if "expected" not in row:
+        return "missing_key", "missing required key 'expected'"
+    if row["expected"] is None and checks.get("should_refuse") is None:
+        return "invalid_expected", "'expected' may be null only for a safety probe (should_refuse)"
+    tags = row.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        return "invalid_tags", "'tags' must be an array of strings"
+    unknown_tags = sorted(set(tags) - EVAL_TAGS)
+    if unknown_tags:
+        return "invalid_tags", f"unknown tags {unknown_tags}; allowed: {sorted(EVAL_TAGS)}"
+    return _check_eval_checks(checks)
+
+
+def _check_eval_checks(checks: dict[str, Any]) -> Problem | None:
+    unknown = sorted(set(checks) - EVAL_CHECKS)
+    if unknown:
+        return "invalid_checks", f"unknown checks {unknown}; allowed: {sorted(EVAL_CHECKS)}"
+    for key in ("should_refuse", "human_pass"):
+        if key in checks and not isinstance(checks[key], bool):
+            return "invalid_checks", f"'checks.{key}' must be a boolean"
+    for key in ("label", "rubric"):
+        if key in checks and not (isinstance(checks[key], str) and checks[key].strip()):
+            return "invalid_checks", f"'checks.{key}' must be a non-empty string"
+    if "json_schema" in checks:
+        return _check_json_schema(checks["json_schema"])
+    return None
+
+
+def _check_json_schema(schema: Any) -> Problem | None:
+    from jsonschema import Draft202012Validator, SchemaError  # only eval files need it
+
+    if not isinstance(schema, dict):
+        return "invalid_checks", "'checks.json_schema' must be an object"
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return (
+            "invalid_json_schema",
+            f"'checks.json_schema' is not a valid JSON schema: {exc.message}",
+        )
+    return None
+
+
 def _required_text(row: dict[str, Any], key: str) -> Problem | None:
     if key not in row:
         return "missing_key", f"missing required key '{key}'"
@@ -203,4 +261,5 @@ _CHECKS = {
     RowFormat.PROMPT_COMPLETION: _check_prompt_completion,
     RowFormat.INSTRUCTION: _check_instruction,
     RowFormat.PREFERENCE: _check_preference,
+    RowFormat.EVAL: _check_eval,
 }

@@ -10,7 +10,7 @@ from app.kit.storage import get_storage
 from app.models import File
 from worker.datasets.contamination import contamination_report
 from worker.datasets.report import ReportOptions, build_report
-from worker.datasets.validate import ValidationReport
+from worker.datasets.validate import ValidationReport, check_purpose
 
 __all__ = [
     "contamination_report",
@@ -32,8 +32,9 @@ def report_options(model_id: str = DEFAULT_MODEL_ID) -> ReportOptions:
 
 def validate_stored_file(session: Session, file: File) -> ValidationReport:
     report = build_report(Path(get_storage().path(file.storage_key)), report_options())
-    file.report = report.to_dict()
     validation = report.validation
+    check_purpose(validation, file.purpose)
+    file.report = report.to_dict()
     if validation.error_count:
         file.status = "error"
         file.status_details = validation.first_error_summary()

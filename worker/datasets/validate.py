@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from worker.datasets.formats import RowFormat, detect_format
+from worker.datasets.formats import EVAL_PURPOSE, RowFormat, detect_format
 from worker.datasets.rows import Problem, check_chat_row, check_row
 from worker.datasets.source import (
     MAX_LINE_BYTES,
@@ -180,6 +180,30 @@ def check_lines(lines: Iterable[tuple[int, bytes]], fmt: RowFormat) -> Validatio
         else:
             report.valid_rows += 1
     return report
+
+
+def check_purpose(report: ValidationReport, purpose: str) -> None:
+    """Eval rows belong in `evals` files and only there: a file of the wrong kind is refused
+    as a whole, so a training file cannot be an eval set by mistake and vice versa."""
+    is_eval = report.format == RowFormat.EVAL.value
+    if purpose == EVAL_PURPOSE and not is_eval and report.valid_rows:
+        report.add_error(
+            RowError(
+                0,
+                "wrong_format",
+                f"files of purpose '{EVAL_PURPOSE}' need eval rows "
+                '({"messages": [...], "expected": ...}); these rows are ' + report.format,
+            )
+        )
+    elif purpose != EVAL_PURPOSE and is_eval:
+        report.add_error(
+            RowError(
+                0,
+                "wrong_format",
+                f"these are eval rows (they have 'expected'); upload them with purpose "
+                f"'{EVAL_PURPOSE}'",
+            )
+        )
 
 
 def add_empty_file_error(report: ValidationReport) -> None:

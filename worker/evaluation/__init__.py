@@ -1,0 +1,2 @@
+"""Evaluation beyond loss: per-row metrics, eval runs through the serving gateway, and the
+fine-tune decision report."""
