@@ -27,6 +27,7 @@ def build_manifest(
     final_train_loss: float | None,
     validation_sha256: str | None = None,
     created_at: int | None = None,
+    stop_reason: str | None = None,
 ) -> dict[str, Any]:
     weight_files = safetensors_files(Path(base_model_path))
     return {
@@ -43,6 +44,7 @@ def build_manifest(
         "library_versions": library_versions(),
         "trained_tokens": trained_tokens,
         "final_train_loss": final_train_loss,
+        "stop_reason": stop_reason,
     }
 
 
