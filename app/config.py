@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     drift_margin: float = Field(0.10, alias="LORAPLEX_DRIFT_MARGIN")
     drift_min_volume: int = Field(20, alias="LORAPLEX_DRIFT_MIN_VOLUME")
     metrics_enabled: bool = Field(True, alias="LORAPLEX_METRICS_ENABLED")
+    # Training workers write a heartbeat on their running job this often (seconds); celery
+    # beat requeues a running job whose heartbeat is older than job_stale_after (its worker
+    # died), checking every job_reaper_interval, and fails it after job_max_attempts claims.
+    job_heartbeat_interval: float = Field(10.0, alias="LORAPLEX_JOB_HEARTBEAT_INTERVAL")
+    job_stale_after: float = Field(120.0, alias="LORAPLEX_JOB_STALE_AFTER")
+    job_reaper_interval: float = Field(60.0, alias="LORAPLEX_JOB_REAPER_INTERVAL")
+    job_max_attempts: int = Field(3, alias="LORAPLEX_JOB_MAX_ATTEMPTS")
     # Pepper mixed into API-key hashes. Must be set outside dev.
     secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
 

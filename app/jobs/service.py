@@ -7,13 +7,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.catalog.catalog import get_base_model
-from app.errors import InvalidRequest, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound
 from app.files import service as files_service
 from app.jobs import repository
 from app.jobs.schemas import ACTIVE_STATUSES, HyperparametersIn, JobCreate
 from app.kit.ids import new_id, now
 from app.kit.queue import CPU_QUEUE, enqueue_after_commit
-from app.models import File, FineTuningJob, JobEvent, Tenant
+from app.kit.storage import get_storage
+from app.models import File, FineTuningJob, JobCheckpoint, JobEvent, Tenant
 
 VALIDATE_JOB_TASK = "worker.tasks.jobs.validate_job"
 BASE_LEARNING_RATE = 2e-4
@@ -47,6 +48,19 @@ def _hyperparameters_of(body: JobCreate) -> HyperparametersIn:
     if body.method and body.method.supervised:
         return body.method.supervised.hyperparameters
     return body.hyperparameters or HyperparametersIn()
+
+
+def _check_needs_validation(hyperparameters: dict[str, Any], validation_file: str | None) -> None:
+    if validation_file:
+        return
+    for name in ("early_stopping_patience", "eval_every_steps"):
+        if hyperparameters.get(name) is not None:
+            raise InvalidRequest(
+                f"hyperparameters.{name} needs a validation_file to measure the validation "
+                "loss on.",
+                param=f"hyperparameters.{name}",
+                code="validation_file_required",
+            )
 
 
 def _check_file(file: File, param: str = "training_file") -> None:
@@ -90,6 +104,7 @@ def create(session: Session, tenant: Tenant, body: JobCreate) -> FineTuningJob:
             param="validation_file",
         )
     hyperparameters = _resolve_hyperparameters(_hyperparameters_of(body))
+    _check_needs_validation(hyperparameters, body.validation_file)
     job_id = new_id("ftjob")
     job = FineTuningJob(
         id=job_id,
@@ -137,6 +152,27 @@ def cancel(session: Session, tenant: Tenant, job_id: str) -> FineTuningJob:
     add_event(session, job, "Job cancelled by user.")
     session.refresh(job)
     return job
+
+
+def servable_checkpoint(
+    session: Session, tenant_id: str, name: str
+) -> tuple[JobCheckpoint, str] | None:
+    """The checkpoint a `fine_tuned_model_checkpoint` name denotes, with its base model, if
+    the tenant owns one of that name; refused when its files are no longer kept."""
+    checkpoint = repository.get_checkpoint_by_name(session, tenant_id, name)
+    if checkpoint is None:
+        return None
+    job = repository.get(session, tenant_id, checkpoint.job_id)
+    if job is None:
+        return None
+    if not (get_storage().path(checkpoint.storage_key) / "adapter_config.json").is_file():
+        raise Conflict(
+            f"Checkpoint '{name}' is no longer stored (only the newest checkpoints of a job "
+            "are kept).",
+            param="model",
+            code="checkpoint_unavailable",
+        )
+    return checkpoint, job.model
 
 
 def add_event(

@@ -28,3 +28,7 @@ class FineTuningJob(Base):
     started_at: Mapped[int | None] = mapped_column(default=None)
     finished_at: Mapped[int | None] = mapped_column(default=None)
     estimated_finish: Mapped[int | None] = mapped_column(default=None)
+    # Written by the worker running the job; a stale one means that worker is gone.
+    heartbeat_at: Mapped[int | None] = mapped_column(default=None)
+    # Times a worker has claimed the job; bounded, so a job that kills workers stops.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -1,6 +1,7 @@
 """Periodic housekeeping, scheduled by `celery beat` (see worker/celery_app.py)."""
 
 from app.db import session_scope
+from app.jobs import recovery
 from app.uploads.service import expire_stale_uploads
 from worker.celery_app import celery
 
@@ -9,3 +10,11 @@ from worker.celery_app import celery
 def expire_uploads() -> int:
     with session_scope() as session:
         return expire_stale_uploads(session)
+
+
+@celery.task(name="worker.tasks.maintenance.requeue_stale_jobs")
+def requeue_stale_jobs() -> dict[str, str]:
+    """Training jobs whose worker died: requeue them (they resume from their latest
+    checkpoint) or fail them once they have used up their attempts."""
+    with session_scope() as session:
+        return recovery.requeue_stale_jobs(session)
