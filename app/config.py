@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     job_stale_after: float = Field(120.0, alias="LORAPLEX_JOB_STALE_AFTER")
     job_reaper_interval: float = Field(60.0, alias="LORAPLEX_JOB_REAPER_INTERVAL")
     job_max_attempts: int = Field(3, alias="LORAPLEX_JOB_MAX_ATTEMPTS")
+    # Training jobs one tenant may have running at once; more wait in `queued` (0: no limit).
+    max_running_jobs_per_tenant: int = Field(4, alias="LORAPLEX_MAX_RUNNING_JOBS_PER_TENANT")
     # Pepper mixed into API-key hashes. Must be set outside dev.
     secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
 

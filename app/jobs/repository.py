@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from app.kit.pagination import paginate
 from app.kit.tenancy import scoped
-from app.models import FineTuningJob, JobCheckpoint, JobEvent
+from app.models import FineTuningJob, JobCheckpoint, JobEvent, Tenant
 
 
 def get(session: Session, tenant_id: str, job_id: str) -> FineTuningJob | None:
@@ -67,6 +67,7 @@ def claim_for_training(session: Session, job_id: str, at: int, stale_before: int
             status="running",
             heartbeat_at=at,
             attempts=FineTuningJob.attempts + 1,
+            waiting_for_slot=False,
             started_at=func.coalesce(FineTuningJob.started_at, at),
         )
         .returning(FineTuningJob.attempts)
@@ -74,6 +75,51 @@ def claim_for_training(session: Session, job_id: str, at: int, stale_before: int
     )
     attempt = result.scalar_one_or_none()
     return int(attempt) if attempt is not None else None
+
+
+def lock_tenant_jobs(session: Session, tenant_id: str) -> None:
+    """Serialise claims of one tenant's jobs until the transaction ends, so that two workers
+    cannot both take the tenant's last free slot."""
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
+def count_running(session: Session, tenant_id: str) -> int:
+    stmt = select(func.count()).select_from(
+        scoped(FineTuningJob, tenant_id).where(FineTuningJob.status == "running").subquery()
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def set_waiting_for_slot(session: Session, job_id: str, waiting: bool) -> bool:
+    """Compare-and-set on a queued job; False when it was already so (or is not queued)."""
+    result = session.execute(
+        update(FineTuningJob)
+        .where(
+            FineTuningJob.id == job_id,
+            FineTuningJob.status == "queued",
+            FineTuningJob.waiting_for_slot.is_(not waiting),
+        )
+        .values(waiting_for_slot=waiting)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def waiting_jobs(session: Session, tenant_id: str, limit: int | None) -> list[FineTuningJob]:
+    stmt = scoped(FineTuningJob, tenant_id).where(
+        FineTuningJob.status == "queued", FineTuningJob.waiting_for_slot.is_(True)
+    )
+    return list(
+        session.scalars(stmt.order_by(FineTuningJob.created_at, FineTuningJob.id).limit(limit))
+    )
+
+
+def tenants_with_waiting_jobs(session: Session) -> list[str]:
+    """Across tenants: only the platform's own housekeeping calls it."""
+    stmt = select(FineTuningJob.tenant_id).where(
+        FineTuningJob.status == "queued", FineTuningJob.waiting_for_slot.is_(True)
+    )
+    return list(session.scalars(stmt.distinct()))
 
 
 def record_heartbeat(session: Session, job_id: str, attempt: int, at: int) -> bool:

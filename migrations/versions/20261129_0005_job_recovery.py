@@ -1,4 +1,4 @@
-"""job heartbeats and attempts; checkpoint names
+"""job heartbeats, attempts and waiting for a slot; checkpoint names
 
 Revision ID: 0005
 Revises: 0004
@@ -22,6 +22,10 @@ def upgrade() -> None:
         "fine_tuning_jobs",
         sa.Column("attempts", sa.BigInteger(), nullable=False, server_default="0"),
     )
+    op.add_column(
+        "fine_tuning_jobs",
+        sa.Column("waiting_for_slot", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     op.create_index(
         "ix_job_checkpoints_tenant_id_name",
         "job_checkpoints",
@@ -31,5 +35,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_job_checkpoints_tenant_id_name", table_name="job_checkpoints")
+    op.drop_column("fine_tuning_jobs", "waiting_for_slot")
     op.drop_column("fine_tuning_jobs", "attempts")
     op.drop_column("fine_tuning_jobs", "heartbeat_at")

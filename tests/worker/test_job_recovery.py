@@ -40,9 +40,7 @@ def gpu_queue_jobs() -> list[str]:
 
 def claim(job_id: str, at: int) -> int | None:
     with session_scope() as session:
-        return jobs_repo.claim_for_training(
-            session, job_id, at=at, stale_before=at - STALE_AFTER
-        )
+        return jobs_repo.claim_for_training(session, job_id, at=at, stale_before=at - STALE_AFTER)
 
 
 def set_heartbeat(job_id: str, at: int) -> None:

@@ -168,7 +168,9 @@ def training_processes(job_id: str) -> list[int]:
 
 
 @contextmanager
-def gpu_worker(log_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:  # type: ignore[type-arg]
+def gpu_worker(
+    log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:  # type: ignore[type-arg]
     """A training worker process (its own process group), killed with its group on exit."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
     with log_path.open("ab") as log:

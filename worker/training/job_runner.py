@@ -27,6 +27,7 @@ class DatabaseReporter:
         self.attempt = attempt
         self.stop_requested = False
         self._started = time.monotonic()
+        self._first_step: int | None = None  # past 1 when this run resumed from a checkpoint
 
     def _job(self, session) -> FineTuningJob:  # type: ignore[no-untyped-def]
         job = session.get(FineTuningJob, self.job_id)
@@ -44,8 +45,11 @@ class DatabaseReporter:
             message += f", validation loss={data['valid_loss']:.4f}"
         with session_scope() as session:
             job = self._job(session)
+            if self._first_step is None:
+                self._first_step = step
             elapsed = time.monotonic() - self._started
-            job.estimated_finish = int(time.time() + elapsed / step * (total - step))
+            steps_done = step - self._first_step + 1
+            job.estimated_finish = int(time.time() + elapsed / steps_done * (total - step))
             add_event(session, job, message, type_="metrics", data=data)
 
     def checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from app.catalog.catalog import get_base_model
 from app.config import get_settings
 from app.db import session_scope
-from app.jobs import recovery
+from app.jobs import recovery, scheduling
 from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event
 from app.kit.ids import now
@@ -46,13 +46,14 @@ def job_dir_key(job: FineTuningJob) -> str:
 
 def run_training_job(job_id: str) -> None:
     with session_scope() as session:
-        attempt = jobs_repo.claim_for_training(
-            session, job_id, at=now(), stale_before=recovery.stale_before()
-        )
-        if attempt is None:
-            return  # cancelled, finished, held by a live worker, or a duplicate delivery
         job = session.get(FineTuningJob, job_id)
-        assert job is not None
+        if job is None:
+            return
+        # None: cancelled, finished, held by a live worker, a duplicate delivery, or waiting
+        # for a slot of its tenant.
+        attempt = scheduling.claim(session, job)
+        if attempt is None:
+            return
         session.refresh(job)
         add_event(
             session,
@@ -62,6 +63,7 @@ def run_training_job(job_id: str) -> None:
             else f"Fine-tuning job restarted after an interruption (attempt {attempt}).",
             data={"attempt": attempt},
         )
+        tenant_id = job.tenant_id
         workdir = get_storage().path(job_dir_key(job))
         try:
             config = _train_config(session, job, workdir)
@@ -71,6 +73,8 @@ def run_training_job(job_id: str) -> None:
     _prepare_workdir(workdir, config)
     returncode = _run_child(job_id, attempt, workdir)
     _record_outcome(job_id, attempt, workdir, returncode)
+    with session_scope() as session:
+        scheduling.dispatch_waiting(session, tenant_id)
 
 
 def _prepare_workdir(workdir: Path, config: dict[str, Any]) -> None:
