@@ -146,3 +146,26 @@ def test_failing_jobs_fail_clearly_and_the_worker_takes_the_next_job(
         last = events(job_id)[-1]
         assert last.level == "error" and last.message.startswith("Fine-tuning failed:")
         assert not training_processes(job_id)
+
+
+def test_a_killed_training_process_is_resumed_by_the_same_worker(
+    tenant_id: str, tmp_path: Path
+) -> None:
+    """The kernel's OOM killer takes the training process, not the worker: the worker sees
+    the signal, requeues the job and resumes it from its checkpoint itself."""
+    job_id = queued_job(tenant_id, batch_size=2, checkpoint_every_steps=2)  # 8 steps
+    with gpu_worker(tmp_path / "worker.log", WORKER_ENV) as worker:
+        wait_until(lambda: checkpoints(job_id), 400, "the first checkpoint")
+        (child,) = wait_until(lambda: training_processes(job_id), 30, "the training process")
+        os.kill(child, signal.SIGKILL)
+        assert finished(job_id) == "succeeded", job(job_id).error
+        assert worker.poll() is None
+    messages = [e.message for e in events(job_id)]
+    assert any(
+        m.startswith("The training process was stopped by SIGKILL") and "requeued" in m
+        for m in messages
+    ), messages
+    (resumed,) = [e for e in events(job_id) if e.message.startswith("Resumed from checkpoint")]
+    assert resumed.data is not None and resumed.data["resumed_from_step"] >= 2
+    assert results_steps(job_id) == list(range(1, 9))
+    assert job(job_id).attempts == 2

@@ -406,14 +406,13 @@ class SFTRecipe:
         if checkpoint is None:
             return Progress()
         saved = checkpoint.progress
-        if saved.get("data_seed") != self.config.seed or saved.get("total_steps") != (
-            self._total_steps
-        ):
+        if {key: saved.get(key) for key in self._run_identity()} != self._run_identity():
             self.reporter.event(
                 f"Checkpoint at step {checkpoint.step} was written by a different configuration "
                 "(seed, data or batch size); training starts over.",
                 level="warning",
             )
+            shutil.rmtree(root)
             return Progress()
         load_checkpoint(
             checkpoint,
@@ -433,6 +432,14 @@ class SFTRecipe:
             },
         )
         return progress
+
+    def _run_identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with this run to be resumed from."""
+        return {
+            "data_seed": self.config.seed,
+            "dataset_sha256": self.config.dataset_sha256,
+            "total_steps": self._total_steps,
+        }
 
     @property
     def _steps_per_epoch(self) -> int:
@@ -606,11 +613,7 @@ class SFTRecipe:
             model=self._model,
             optimizer=self._optimizer,
             scheduler=self._lr_scheduler,
-            progress={
-                **asdict(progress),
-                "data_seed": self.config.seed,
-                "total_steps": self._total_steps,
-            },
+            progress={**asdict(progress), **self._run_identity()},
             keep_last=self.config.keep_checkpoints,
         )
         self.reporter.checkpoint(progress.step, progress.last_metrics, str(checkpoint.path))

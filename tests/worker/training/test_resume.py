@@ -95,6 +95,7 @@ def test_a_checkpoint_holds_the_adapter_and_the_training_state(uninterrupted: Ru
     } <= names
     progress = json.loads((checkpoint.path / "trainer_state" / "progress.json").read_text())
     assert progress["step"] == 8 and progress["data_seed"] == 1234
+    assert progress["dataset_sha256"] == uninterrupted.config.dataset_sha256
     assert progress["total_steps"] == TOTAL_STEPS
 
 
@@ -151,3 +152,4 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(interrupted: Run) 
     run = run_recipe(config, reporter)
     assert run.result.steps == 1
     assert any("written by a different configuration" in m for m, _, _ in reporter.events)
+    assert list_checkpoints(config.checkpoints_root) == []  # none left to resume from later
