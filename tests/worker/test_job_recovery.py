@@ -114,3 +114,23 @@ def test_the_sweep_leaves_a_job_whose_heartbeat_came_back(tenant_id: str) -> Non
             session, stale, "test", stale_before=recovery.stale_before()
         )
     assert outcome == "unchanged" and job(job_id).status == "running"
+
+
+@pytest.mark.parametrize(("parent_is_alive", "expected"), [(True, 0), (False, 1)])
+def test_a_training_process_does_not_outlive_its_worker(
+    parent_is_alive: bool, expected: int
+) -> None:
+    """It asks the kernel to kill it with its parent, and exits at once when the parent is
+    already gone (here: a parent pid that is not its parent)."""
+    import os
+    import subprocess
+    import sys
+
+    from worker.training.job_runner import PARENT_PID_ENV
+
+    parent = os.getpid() if parent_is_alive else 1
+    code = "from worker.training.job_runner import die_with_parent; die_with_parent()"
+    ran = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, PARENT_PID_ENV: str(parent)}
+    )
+    assert ran.returncode == expected

@@ -5,6 +5,7 @@ the database, and leaves `result.json` in WORKDIR for the parent task: on failur
 
 import ctypes
 import json
+import os
 import signal
 import sys
 import time
@@ -19,6 +20,8 @@ from app.jobs.service import add_event, planned_model_name
 from app.kit.ids import new_id
 from app.kit.storage import get_storage
 from app.models import FineTuningJob, JobCheckpoint, Tenant
+
+PARENT_PID_ENV = "LORAPLEX_TRAINING_PARENT_PID"
 
 
 class DatabaseReporter:
@@ -95,6 +98,9 @@ def die_with_parent() -> None:
         return
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and os.getppid() != int(parent):
+        os._exit(1)  # the worker died before the request above was made
 
 
 def main(job_id: str, workdir: Path, attempt: int) -> int:

@@ -26,6 +26,7 @@ from app.jobs.service import add_event
 from app.kit.ids import now
 from app.kit.storage import get_storage
 from app.models import File, FineTuningJob
+from worker.training.job_runner import PARENT_PID_ENV
 from worker.training.publish import publish_adapter
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ def _run_child(job_id: str, attempt: int, workdir: Path) -> int:
 def _child_env() -> dict[str, str]:
     # OpenMP threads that spin while waiting starve the other processes on a shared CPU host
     # (vLLM, the API): measured 3-5x slower training steps with the default policy there.
-    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, PARENT_PID_ENV: str(os.getpid())}
 
 
 def _heartbeat(job_id: str, attempt: int) -> None:
