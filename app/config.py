@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     # Promotion to an alias is refused when a regression-suite or safety metric drops by more
     # than this (absolute, on a 0-1 scale) versus the alias' current version.
     promotion_max_regression: float = Field(0.02, alias="LORAPLEX_PROMOTION_MAX_REGRESSION")
+    # Training workers write a heartbeat on their running job this often (seconds); celery
+    # beat requeues a running job whose heartbeat is older than job_stale_after (its worker
+    # died), checking every job_reaper_interval, and fails it after job_max_attempts claims.
+    job_heartbeat_interval: float = Field(10.0, alias="LORAPLEX_JOB_HEARTBEAT_INTERVAL")
+    job_stale_after: float = Field(120.0, alias="LORAPLEX_JOB_STALE_AFTER")
+    job_reaper_interval: float = Field(60.0, alias="LORAPLEX_JOB_REAPER_INTERVAL")
+    job_max_attempts: int = Field(3, alias="LORAPLEX_JOB_MAX_ATTEMPTS")
+    # Training jobs one tenant may have running at once; more wait in `queued` (0: no limit).
+    max_running_jobs_per_tenant: int = Field(4, alias="LORAPLEX_MAX_RUNNING_JOBS_PER_TENANT")
     # Pepper mixed into API-key hashes. Must be set outside dev.
     secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
 

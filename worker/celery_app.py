@@ -18,7 +18,8 @@ celery = Celery(
         "worker.tasks.maintenance",
     ],
 )
-celery.conf.update(celery_config(get_settings()))
+settings = get_settings()
+celery.conf.update(celery_config(settings))
 celery.conf.task_routes = {
     "worker.tasks.datasets.*": {"queue": CPU_QUEUE},
     "worker.tasks.jobs.validate_job": {"queue": CPU_QUEUE},
@@ -30,5 +31,9 @@ celery.conf.task_routes = {
 # `celery -A worker.celery_app beat` sends these; run exactly one beat per deployment.
 celery.conf.beat_schedule = {
     "expire-uploads": {"task": "worker.tasks.maintenance.expire_uploads", "schedule": 300.0},
+    "requeue-stale-jobs": {
+        "task": "worker.tasks.maintenance.requeue_stale_jobs",
+        "schedule": settings.job_reaper_interval,
+    },
 }
 app = celery

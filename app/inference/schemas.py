@@ -10,7 +10,7 @@ class ServingTarget:
     tenant_id: str
     public_name: str  # what the tenant asked for and sees in responses
     served_name: str  # what vLLM knows it as: the adapter id or the base model id
-    kind: str  # "base" | "adapter" | "alias"
+    kind: str  # "base" | "adapter" | "alias" | "checkpoint"
     base_model: str
     limits: Limits
     adapter_id: str | None = None

@@ -21,9 +21,10 @@ from app.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from app.inference.replicas import Replica, ReplicaPool
 from app.inference.schemas import ServedRequest, ServingTarget
 from app.inference.vllm_client import ReplicaUnreachable, iter_lines
+from app.jobs import service as jobs
 from app.kit.metrics import INFERENCE_REQUESTS, INFERENCE_TOKENS, UPSTREAM_RETRIES
 from app.kit.storage import get_storage
-from app.models import Adapter, Tenant
+from app.models import Adapter, JobCheckpoint, Tenant
 from app.ratelimits import service as ratelimits
 from app.ratelimits.bucket import Decision, Limits
 from app.ratelimits.service import Limiter
@@ -64,6 +65,22 @@ def _adapter_target(
     )
 
 
+def _checkpoint_target(
+    checkpoint: JobCheckpoint, base_model: str, *, public_name: str, limits: Limits
+) -> ServingTarget:
+    if get_base_model(base_model) is None:
+        raise _not_found(public_name)
+    return ServingTarget(
+        tenant_id=checkpoint.tenant_id,
+        public_name=public_name,
+        served_name=checkpoint.id,
+        kind="checkpoint",
+        base_model=base_model,
+        limits=limits,
+        adapter_path=str(get_storage().path(checkpoint.storage_key)),
+    )
+
+
 def resolve(session: Session, tenant: Tenant, body: dict[str, Any]) -> ServingTarget:
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -74,6 +91,9 @@ def resolve(session: Session, tenant: Tenant, body: dict[str, Any]) -> ServingTa
     adapter = adapters_repo.get_by_name(session, tenant.id, model)
     if adapter is not None:
         return _adapter_target(adapter, model, "adapter", limits, None)
+    found = jobs.servable_checkpoint(session, tenant.id, model)
+    if found is not None:
+        return _checkpoint_target(*found, public_name=model, limits=limits)
     alias = aliases.lookup(session, tenant.id, model)
     if alias is None:
         raise _not_found(model)

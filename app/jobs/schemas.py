@@ -23,6 +23,14 @@ class HyperparametersIn(BaseModel):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     max_seq_length: int = Field(1024, ge=16, le=131072)
     quantization: Literal["nf4", "none"] = "nf4"
+    # A resumable checkpoint every N steps (and at each epoch end), listed under /checkpoints.
+    checkpoint_every_steps: int = Field(50, ge=1, le=1_000_000)
+    # Validation loss every N steps (null: at each epoch end); needs a validation_file.
+    eval_every_steps: int | None = Field(None, ge=1, le=1_000_000)
+    # Stop once the validation loss has not improved by more than min_delta for this many
+    # evaluations in a row (null: never); needs a validation_file.
+    early_stopping_patience: int | None = Field(None, ge=1, le=1000)
+    early_stopping_min_delta: float = Field(0.0, ge=0.0, le=100.0)
 
     @field_validator("n_epochs")
     @classmethod

@@ -20,7 +20,8 @@ from app.jobs.schemas import (
 )
 from app.kit.ids import new_id, now
 from app.kit.queue import CPU_QUEUE, enqueue_after_commit
-from app.models import Adapter, File, FineTuningJob, JobEvent, Tenant
+from app.kit.storage import get_storage
+from app.models import Adapter, File, FineTuningJob, JobCheckpoint, JobEvent, Tenant
 
 VALIDATE_JOB_TASK = "worker.tasks.jobs.validate_job"
 # Per method: `learning_rate_multiplier` scales these. DPO moves a model that already answers
@@ -165,6 +166,19 @@ def _check_method_fits(file: File, method: MethodType, param: str) -> None:
         raise InvalidRequest(error["message"], param=param, code=error["code"])
 
 
+def _check_needs_validation(hyperparameters: dict[str, Any], validation_file: str | None) -> None:
+    if validation_file:
+        return
+    for name in ("early_stopping_patience", "eval_every_steps"):
+        if hyperparameters.get(name) is not None:
+            raise InvalidRequest(
+                f"hyperparameters.{name} needs a validation_file to measure the validation "
+                "loss on.",
+                param=f"hyperparameters.{name}",
+                code="validation_file_required",
+            )
+
+
 def _check_file(file: File, param: str = "training_file", drop_invalid: bool = False) -> None:
     """Refuse a file that cannot train: the wrong purpose, or a validation report that already
     shows bad rows (named by line) — unless the job drops invalid rows and some valid ones
@@ -204,6 +218,7 @@ def create(session: Session, tenant: Tenant, body: JobCreate) -> FineTuningJob:
         _check_file(file, param=param, drop_invalid=body.drop_invalid)
         _check_method_fits(file, method, param)
     hyperparameters = _resolve_hyperparameters(requested, method, hp_param, parent)
+    _check_needs_validation(hyperparameters, body.validation_file)
     job_id = new_id("ftjob")
     job = FineTuningJob(
         id=job_id,
@@ -254,6 +269,27 @@ def cancel(session: Session, tenant: Tenant, job_id: str) -> FineTuningJob:
     add_event(session, job, "Job cancelled by user.")
     session.refresh(job)
     return job
+
+
+def servable_checkpoint(
+    session: Session, tenant_id: str, name: str
+) -> tuple[JobCheckpoint, str] | None:
+    """The checkpoint a `fine_tuned_model_checkpoint` name denotes, with its base model, if
+    the tenant owns one of that name; refused when its files are no longer kept."""
+    checkpoint = repository.get_checkpoint_by_name(session, tenant_id, name)
+    if checkpoint is None:
+        return None
+    job = repository.get(session, tenant_id, checkpoint.job_id)
+    if job is None:
+        return None
+    if not (get_storage().path(checkpoint.storage_key) / "adapter_config.json").is_file():
+        raise Conflict(
+            f"Checkpoint '{name}' is no longer stored (only the newest checkpoints of a job "
+            "are kept).",
+            param="model",
+            code="checkpoint_unavailable",
+        )
+    return checkpoint, job.model
 
 
 def add_event(

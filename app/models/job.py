@@ -1,6 +1,7 @@
 from typing import Any
 
 from sqlalchemy import ForeignKey, String
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -37,3 +38,10 @@ class FineTuningJob(Base):
     # what validation found for this job: rows dropped, the final dataset's sha256, token
     # counts with the job's own base model and max_seq_length, the estimate
     data_preparation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # Written by the worker running the job; a stale one means that worker is gone.
+    heartbeat_at: Mapped[int | None] = mapped_column(default=None)
+    # Times a worker has claimed the job; bounded, so a job that kills workers stops.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Queued behind the tenant's running-jobs limit, with no task in the broker: the next
+    # job of the tenant to finish (or the periodic sweep) sends its task.
+    waiting_for_slot: Mapped[bool] = mapped_column(default=False, server_default=sa_false())

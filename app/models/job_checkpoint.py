@@ -1,6 +1,6 @@
 from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -9,6 +9,9 @@ from app.kit.ids import now
 
 class JobCheckpoint(Base):
     __tablename__ = "job_checkpoints"
+    __table_args__ = (
+        Index("ix_job_checkpoints_tenant_id_name", "tenant_id", "fine_tuned_model_checkpoint"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(

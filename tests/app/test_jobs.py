@@ -151,3 +151,141 @@ def test_file_already_known_bad_is_refused_naming_the_line(client, tenant):
     err = r.json()["error"]
     assert err["code"] == "invalid_training_file" and err["param"] == "training_file"
     assert "line 2" in err["message"]
+
+
+def test_checkpoint_and_early_stopping_hyperparameters_ride_along(client, tenant, training_file):
+    validation = upload(client, tenant, name="valid.jsonl").json()["id"]
+    hp = {"checkpoint_every_steps": 10, "eval_every_steps": 5, "early_stopping_patience": 3}
+    r = create(
+        client,
+        tenant,
+        model=MODEL,
+        training_file=training_file,
+        validation_file=validation,
+        hyperparameters=hp | {"early_stopping_min_delta": 0.01},
+    )
+    assert r.status_code == 200, r.text
+    resolved = r.json()["hyperparameters"]
+    assert {k: resolved[k] for k in hp} == hp and resolved["early_stopping_min_delta"] == 0.01
+
+
+def test_defaults_checkpoint_regularly_and_never_stop_early(client, tenant, training_file):
+    resolved = create(client, tenant, model=MODEL, training_file=training_file).json()[
+        "hyperparameters"
+    ]
+    assert resolved["checkpoint_every_steps"] == 50
+    assert resolved["early_stopping_patience"] is None and resolved["eval_every_steps"] is None
+
+
+@pytest.mark.parametrize("name", ["early_stopping_patience", "eval_every_steps"])
+def test_validation_knobs_without_a_validation_file_are_refused(
+    client, tenant, training_file, name
+):
+    r = create(client, tenant, model=MODEL, training_file=training_file, hyperparameters={name: 2})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == f"hyperparameters.{name}"
+    assert error["code"] == "validation_file_required"
+
+
+@pytest.mark.parametrize(
+    "hp", [{"checkpoint_every_steps": 0}, {"early_stopping_patience": 0}, {"eval_every_steps": -1}]
+)
+def test_out_of_range_training_knobs_name_the_param(client, tenant, training_file, hp):
+    r = create(client, tenant, model=MODEL, training_file=training_file, hyperparameters=hp)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == f"hyperparameters.{next(iter(hp))}"
+
+
+def store_checkpoint(job_id: str, step: int, files: bool = True) -> str:
+    """What the training worker leaves: the adapter files in storage and the row."""
+    from app.db import session_scope
+    from app.jobs.service import planned_model_name
+    from app.kit.ids import new_id
+    from app.kit.storage import get_storage
+    from app.models import FineTuningJob, JobCheckpoint, Tenant
+
+    with session_scope() as session:
+        job = session.get(FineTuningJob, job_id)
+        tenant = session.get(Tenant, job.tenant_id)
+        key = f"jobs/{job.tenant_id}/{job.id}/checkpoints/step-{step}"
+        if files:
+            directory = get_storage().path(key)
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "adapter_config.json").write_text('{"r": 8}')
+            (directory / "adapter_model.safetensors").write_bytes(b"weights")
+        name = f"{planned_model_name(job, tenant)}:ckpt-step-{step}"
+        session.add(
+            JobCheckpoint(
+                id=new_id("ftckpt"),
+                job_id=job.id,
+                tenant_id=job.tenant_id,
+                step_number=step,
+                metrics={"step": step, "train_loss": 1.5, "valid_loss": 1.7},
+                storage_key=key,
+                fine_tuned_model_checkpoint=name,
+            )
+        )
+    return name
+
+
+def test_checkpoints_are_listed_as_openai_objects(client, tenant, training_file):
+    job = create(client, tenant, model=MODEL, training_file=training_file, suffix="ck").json()
+    name = store_checkpoint(job["id"], 10)
+    page = client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", headers=tenant).json()
+    (checkpoint,) = page["data"]
+    assert checkpoint["object"] == "fine_tuning.job.checkpoint"
+    assert checkpoint["fine_tuning_job_id"] == job["id"] and checkpoint["step_number"] == 10
+    assert checkpoint["metrics"]["train_loss"] == 1.5 and checkpoint["metrics"]["valid_loss"] == 1.7
+    assert checkpoint["fine_tuned_model_checkpoint"] == name
+    assert name.startswith(f"ft:{MODEL}:") and name.endswith(
+        ":ck:" + job["id"][-8:] + ":ckpt-step-10"
+    )
+
+
+def test_a_checkpoint_name_resolves_to_its_stored_adapter(client, tenant, training_file):
+    from app.db import session_scope
+    from app.inference.service import resolve
+    from app.kit.storage import get_storage
+    from app.models import JobCheckpoint, Tenant
+
+    job = create(client, tenant, model=MODEL, training_file=training_file).json()
+    name = store_checkpoint(job["id"], 20)
+    with session_scope() as session:
+        target = resolve(session, session.get(Tenant, job["organization_id"]), {"model": name})
+        row = session.query(JobCheckpoint).filter_by(fine_tuned_model_checkpoint=name).one()
+        assert target.kind == "checkpoint" and target.served_name == row.id
+        assert target.base_model == MODEL and target.public_name == name
+        assert target.adapter_path == str(get_storage().path(row.storage_key))
+    stored = get_storage().path(row.storage_key)
+    assert (stored / "adapter_model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_checkpoint_name_is_invisible_to_other_tenants(
+    client, tenant, other_tenant, training_file
+):
+    from app.db import session_scope
+    from app.errors import NotFound
+    from app.inference.service import resolve
+    from app.models import Tenant
+
+    job = create(client, tenant, model=MODEL, training_file=training_file).json()
+    name = store_checkpoint(job["id"], 30)
+    stranger = client.get("/v1/fine_tuning/jobs", headers=other_tenant)
+    assert stranger.status_code == 200
+    with session_scope() as session:
+        other = session.query(Tenant).filter(Tenant.id != job["organization_id"]).first()
+        with pytest.raises(NotFound):
+            resolve(session, other, {"model": name})
+
+
+def test_a_pruned_checkpoint_answers_a_clear_409(client, tenant, training_file):
+    job = create(client, tenant, model=MODEL, training_file=training_file).json()
+    name = store_checkpoint(job["id"], 40, files=False)
+    r = client.post(
+        "/v1/chat/completions",
+        headers=tenant,
+        json={"model": name, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "checkpoint_unavailable"

@@ -21,3 +21,20 @@ def test_training_goes_to_the_gpu_queue_and_the_rest_to_cpu():
     routes = celery.conf.task_routes
     assert routes[TRAIN_TASK]["queue"] == "gpu"
     assert routes[VALIDATE_JOB_TASK]["queue"] == "cpu"
+
+
+def test_a_task_is_acknowledged_only_after_it_ran():
+    # A worker killed mid-task leaves its message unacknowledged; the Redis transport hands
+    # it back only after the visibility timeout, long enough never to duplicate a training
+    # run. Jobs of dead workers come back sooner through the stale-heartbeat sweep.
+    assert celery.conf.task_acks_late and celery.conf.task_reject_on_worker_lost
+    assert celery.conf.worker_prefetch_multiplier == 1
+
+
+def test_beat_sweeps_stale_training_jobs_as_often_as_configured():
+    from app.config import get_settings
+
+    entry = celery.conf.beat_schedule["requeue-stale-jobs"]
+    assert entry["task"] == "worker.tasks.maintenance.requeue_stale_jobs"
+    assert entry["schedule"] == get_settings().job_reaper_interval
+    assert celery.conf.task_routes["worker.tasks.maintenance.*"]["queue"] == "cpu"

@@ -239,20 +239,32 @@ def count_batches(n_examples: int, batch_size: int) -> int:
     return math.ceil(n_examples / batch_size)
 
 
+def epoch_order_generator(seed: int, n_examples: int, epoch: int) -> torch.Generator:
+    """The data-order generator as it stands at the start of `epoch` (1-based) of a run that
+    draws one permutation of `n_examples` per epoch from a generator seeded with `seed`: the
+    earlier epochs' draws are replayed, so a resumed run sees the same order."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epoch - 1):
+        torch.randperm(n_examples, generator=generator)
+    return generator
+
+
 def iter_batches(
     examples: Sequence[TokenizedExample],
     batch_size: int,
     pad_token_id: int,
     generator: torch.Generator | None = None,
+    skip_batches: int = 0,
 ) -> Iterator[Batch]:
     """Batches in a random order drawn from `generator` (file order without one). Examples are
     not sorted by length: the order, and so the run, depends only on the seed. The last batch
-    may be smaller."""
+    may be smaller. `skip_batches` leaves out the first batches of that order (a resumed
+    epoch) without collating them."""
     if generator is None:
         order = list(range(len(examples)))
     else:
         order = torch.randperm(len(examples), generator=generator).tolist()
-    for start in range(0, len(order), batch_size):
+    for start in range(skip_batches * batch_size, len(order), batch_size):
         yield collate([examples[i] for i in order[start : start + batch_size]], pad_token_id)
 
 

@@ -316,8 +316,7 @@ class DPORecipe:
                     metrics.update(self._validation_metrics())
                 self.reporter.metrics(metrics)
                 history.append(metrics)
-            if cfg.checkpoint_every_epoch:
-                self._save_checkpoint(step, history[-1])
+            self._save_checkpoint(step, history[-1])
         return self._finish(trained_tokens, step, history)
 
     def _train_step(self, batch: PairBatch, step: int) -> dict[str, float]:

@@ -1,14 +1,19 @@
-"""Child-process entry point: `python -m worker.training.job_runner JOB_ID WORKDIR`.
+"""Child-process entry point: `python -m worker.training.job_runner JOB_ID WORKDIR ATTEMPT`.
 Runs the recipe with a reporter that writes the job's events, metrics and checkpoints to
-the database, and leaves `result.json` in WORKDIR for the parent task."""
+the database, and leaves `result.json` in WORKDIR for the parent task: on failure its
+`error` is the job's error object (worker/training/errors.py)."""
 
+import ctypes
 import json
+import os
 import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import delete, select
 
 from app.db import session_scope
 from app.jobs.service import add_event, planned_model_name
@@ -17,12 +22,16 @@ from app.kit.storage import get_storage
 from app.models import FineTuningJob, JobCheckpoint, Tenant
 from worker.training.recipes import make_recipe
 
+PARENT_PID_ENV = "LORAPLEX_TRAINING_PARENT_PID"
+
 
 class DatabaseReporter:
-    def __init__(self, job_id: str):
+    def __init__(self, job_id: str, attempt: int):
         self.job_id = job_id
+        self.attempt = attempt
         self.stop_requested = False
         self._started = time.monotonic()
+        self._first_step: int | None = None  # past 1 when this run resumed from a checkpoint
 
     def _job(self, session) -> FineTuningJob:  # type: ignore[no-untyped-def]
         job = session.get(FineTuningJob, self.job_id)
@@ -42,8 +51,11 @@ class DatabaseReporter:
             message += f", validation loss={data['valid_loss']:.4f}"
         with session_scope() as session:
             job = self._job(session)
+            if self._first_step is None:
+                self._first_step = step
             elapsed = time.monotonic() - self._started
-            job.estimated_finish = int(time.time() + elapsed / step * (total - step))
+            steps_done = step - self._first_step + 1
+            job.estimated_finish = int(time.time() + elapsed / steps_done * (total - step))
             add_event(session, job, message, type_="metrics", data=data)
 
     def checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None:
@@ -52,6 +64,13 @@ class DatabaseReporter:
             job = self._job(session)
             tenant = session.get(Tenant, job.tenant_id)
             assert tenant is not None
+            # The recipe keeps only the newest checkpoints, and a resumed run may write a
+            # step again: list only what is on disk, once per step.
+            for row in session.scalars(
+                select(JobCheckpoint).where(JobCheckpoint.job_id == job.id)
+            ).all():
+                if row.step_number == step or not get_storage().path(row.storage_key).is_dir():
+                    session.execute(delete(JobCheckpoint).where(JobCheckpoint.id == row.id))
             session.add(
                 JobCheckpoint(
                     id=new_id("ftckpt"),
@@ -70,11 +89,28 @@ class DatabaseReporter:
         if self.stop_requested:
             return True
         with session_scope() as session:
-            return self._job(session).status != "running"
+            job = self._job(session)
+            # Cancelled, or requeued and claimed by another attempt: this run is not wanted.
+            return job.status != "running" or job.attempts != self.attempt
 
 
-def main(job_id: str, workdir: Path) -> int:
-    reporter = DatabaseReporter(job_id)
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the worker process that started it dies, so a
+    killed worker leaves no training process behind holding memory or a GPU."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and os.getppid() != int(parent):
+        os._exit(1)  # the worker died before the request above was made
+
+
+def main(job_id: str, workdir: Path, attempt: int) -> int:
+    from worker.training.errors import error_object
+
+    die_with_parent()
+    reporter = DatabaseReporter(job_id, attempt)
     # SIGTERM (worker shutdown) stops at the next step instead of mid-write.
     signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "stop_requested", True))
     result_path = workdir / "result.json"
@@ -89,12 +125,16 @@ def main(job_id: str, workdir: Path) -> int:
             "manifest": outcome.manifest,
             "final_loss": outcome.final_loss,
         }
-    except Exception as exc:
+    except Exception as exc:  # MemoryError and torch.OutOfMemoryError included
         traceback.print_exc()
-        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        result = {"status": "failed", "error": error_object(exc)}
+        try:
+            reporter.event(f"Training failed: {result['error']['message']}", level="error")
+        except Exception:  # the parent records the failure from result.json regardless
+            traceback.print_exc()
     result_path.write_text(json.dumps(result, default=str))
     return 0 if result["status"] != "failed" else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], Path(sys.argv[2])))
+    sys.exit(main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])))

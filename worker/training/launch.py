@@ -1,11 +1,16 @@
-"""Run one fine-tuning job: claim it, start the recipe in a child process, watch for cancel,
-then publish the adapter or record the failure. The child process keeps the worker alive
-whatever the recipe does (OOM, segfault, NaN) and lets cancel kill training outright."""
+"""Run one fine-tuning job: claim it, start the recipe in a child process, keep the job's
+heartbeat fresh and watch for cancel, then publish the adapter or record the failure. The
+child process keeps the worker alive whatever the recipe does (OOM, segfault, NaN), gives
+its memory back when it exits, and lets cancel kill training outright.
+
+A job that comes back (redelivered, or requeued by the stale-heartbeat sweep in
+app/jobs/recovery.py) keeps its workdir: the recipe resumes from the newest checkpoint in it."""
 
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -15,11 +20,13 @@ from typing import Any
 from app.catalog.catalog import get_base_model
 from app.config import get_settings
 from app.db import session_scope
+from app.jobs import recovery, scheduling
 from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event
 from app.kit.ids import now
 from app.kit.storage import get_storage
 from app.models import Adapter, File, FineTuningJob
+from worker.training.job_runner import PARENT_PID_ENV
 from worker.training.publish import publish_adapter
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,10 @@ POLL_SECONDS = 0.5
 # After a cancel the recipe stops at its next step; this is how long a step (or the model
 # load) may take before the child is terminated instead.
 CANCEL_GRACE_SECONDS = 30.0
+# Merged into the recipe config when LORAPLEX_ENV=test: how tests reach the recipe's fault
+# hooks and settings that no request can set.
+TEST_OVERRIDES_FILENAME = "test_overrides.json"
+PER_RUN_FILES = ("result.json", "adapter", ".adapter.partial")
 
 
 def job_dir_key(job: FineTuningJob) -> str:
@@ -37,41 +48,76 @@ def job_dir_key(job: FineTuningJob) -> str:
 def run_training_job(job_id: str) -> None:
     with session_scope() as session:
         job = session.get(FineTuningJob, job_id)
-        if job is None or job.status not in ("queued", "running"):
-            return  # cancelled, finished, or a duplicate delivery
-        redelivered = job.status == "running"
-        jobs_repo.compare_and_set_status(
-            session, job.id, ["queued", "running"], "running", started_at=now()
-        )
+        if job is None:
+            return
+        # None: cancelled, finished, held by a live worker, a duplicate delivery, or waiting
+        # for a slot of its tenant.
+        attempt = scheduling.claim(session, job)
+        if attempt is None:
+            return
+        session.refresh(job)
         add_event(
             session,
             job,
-            "Fine-tuning job restarted after a worker interruption."
-            if redelivered
-            else "Fine-tuning job started.",
+            "Fine-tuning job started."
+            if attempt == 1
+            else f"Fine-tuning job restarted after an interruption (attempt {attempt}).",
+            data={"attempt": attempt},
         )
+        tenant_id = job.tenant_id
         workdir = get_storage().path(job_dir_key(job))
-        config = _train_config(session, job, workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+        try:
+            config = _train_config(session, job, workdir)
+        except ValueError as exc:
+            _fail_in(session, job, attempt, {"code": "base_model_unavailable", "message": str(exc)})
+            return
+    _prepare_workdir(workdir, config)
+    returncode = _run_child(job_id, attempt, workdir)
+    _record_outcome(job_id, attempt, workdir, returncode)
+    with session_scope() as session:
+        scheduling.dispatch_waiting(session, tenant_id)
+
+
+def _prepare_workdir(workdir: Path, config: dict[str, Any]) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in PER_RUN_FILES:
+        stale = workdir / name
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        stale.unlink(missing_ok=True)
+    overrides = workdir / TEST_OVERRIDES_FILENAME
+    if get_settings().environment == "test" and overrides.exists():
+        config |= json.loads(overrides.read_text())
     (workdir / "config.json").write_text(json.dumps(config, indent=2))
 
-    returncode = _run_child(job_id, workdir)
+
+def _record_outcome(job_id: str, attempt: int, workdir: Path, returncode: int) -> None:
     result_path = workdir / "result.json"
     result = json.loads(result_path.read_text()) if result_path.exists() else None
+    status = _job_status(job_id)
     if returncode == 0 and result and result["status"] == "succeeded":
-        publish_adapter(job_id, workdir, result)
-    elif _job_status(job_id) == "cancelled":
+        publish_adapter(job_id, attempt, workdir, result)
+    elif status == "cancelled":
         shutil.rmtree(workdir, ignore_errors=True)
+    elif result and result["status"] == "failed":
+        _fail(job_id, attempt, result["error"])
+    elif returncode < 0 or (result and result["status"] == "cancelled"):
+        # Killed by a signal (the kernel's OOM killer, an operator) or stopped by a worker
+        # shutdown while the job still wanted training: resume it from its last checkpoint.
+        name = signal.Signals(-returncode).name if returncode < 0 else "a worker shutdown"
+        _interrupted(job_id, attempt, f"The training process was stopped by {name}")
     else:
-        message = (result or {}).get("error") or f"training process exited with code {returncode}"
-        _fail(job_id, message)
+        _fail(
+            job_id,
+            attempt,
+            {"code": "training_failed", "message": f"training exited with code {returncode}"},
+        )
 
 
 def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: ignore[no-untyped-def]
     entry = get_base_model(job.model)
     if entry is None:
-        raise RuntimeError(f"base model {job.model} left the catalog")
+        raise ValueError(f"The base model {job.model} is no longer in the catalog.")
     storage = get_storage()
     training = session.get(File, job.training_file)
     validation = session.get(File, job.validation_file) if job.validation_file else None
@@ -101,6 +147,17 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
         "dataset_sha256": training.sha256,
         "validation_sha256": validation.sha256 if validation else None,
         "data_preparation": _manifest_data(plan) if plan else None,
+        # Jobs created before these existed have none: the recipe's defaults apply.
+        **{
+            key: hp[key]
+            for key in (
+                "checkpoint_every_steps",
+                "eval_every_steps",
+                "early_stopping_patience",
+                "early_stopping_min_delta",
+            )
+            if key in hp
+        },
     }
     if method == "dpo":
         config["beta"] = hp["beta"]
@@ -126,19 +183,24 @@ def _manifest_data(plan: dict[str, Any]) -> dict[str, Any]:
     return {key: plan[key] for key in keys if key in plan}
 
 
-def _run_child(job_id: str, workdir: Path) -> int:
-    python = get_settings().training_python or sys.executable
+def _run_child(job_id: str, attempt: int, workdir: Path) -> int:
+    settings = get_settings()
+    python = settings.training_python or sys.executable
     with (workdir / "train.log").open("ab") as logfile:
         child = subprocess.Popen(
-            [python, "-m", "worker.training.job_runner", job_id, str(workdir)],
+            [python, "-m", "worker.training.job_runner", job_id, str(workdir), str(attempt)],
             stdout=logfile,
             stderr=subprocess.STDOUT,
             env=_child_env(),
         )
         cancelled_at: float | None = None
+        next_heartbeat = time.monotonic() + settings.job_heartbeat_interval
         while (code := child.poll()) is None:
             time.sleep(POLL_SECONDS)
-            if cancelled_at is None and _job_status(job_id) != "running":
+            if time.monotonic() >= next_heartbeat:
+                next_heartbeat = time.monotonic() + settings.job_heartbeat_interval
+                _heartbeat(job_id, attempt)
+            if cancelled_at is None and not _still_ours(job_id, attempt):
                 cancelled_at = time.monotonic()
             if cancelled_at and time.monotonic() - cancelled_at > CANCEL_GRACE_SECONDS:
                 log.warning("job %s: recipe ignored cancel; terminating", job_id)
@@ -154,7 +216,21 @@ def _run_child(job_id: str, workdir: Path) -> int:
 def _child_env() -> dict[str, str]:
     # OpenMP threads that spin while waiting starve the other processes on a shared CPU host
     # (vLLM, the API): measured 3-5x slower training steps with the default policy there.
-    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, PARENT_PID_ENV: str(os.getpid())}
+
+
+def _heartbeat(job_id: str, attempt: int) -> None:
+    try:
+        with session_scope() as session:
+            jobs_repo.record_heartbeat(session, job_id, attempt, now())
+    except Exception:  # a database blip must not kill the run; a lasting one makes it stale
+        log.exception("job %s: heartbeat not written", job_id)
+
+
+def _still_ours(job_id: str, attempt: int) -> bool:
+    with session_scope() as session:
+        job = session.get(FineTuningJob, job_id)
+        return job is not None and job.status == "running" and job.attempts == attempt
 
 
 def _job_status(job_id: str) -> str | None:
@@ -163,13 +239,38 @@ def _job_status(job_id: str) -> str | None:
         return job.status if job else None
 
 
-def _fail(job_id: str, message: str) -> None:
+def _interrupted(job_id: str, attempt: int, reason: str) -> None:
     with session_scope() as session:
         job = session.get(FineTuningJob, job_id)
-        if job is None:
-            return
-        error = {"code": "training_failed", "message": message, "param": None}
-        if jobs_repo.compare_and_set_status(
-            session, job_id, ["running"], "failed", error=error, finished_at=now()
-        ):
-            add_event(session, job, f"Fine-tuning failed: {message}", level="error")
+        if job is not None:
+            recovery.requeue_or_fail(
+                session, job, reason, attempt=attempt, code="training_interrupted"
+            )
+
+
+def _fail(job_id: str, attempt: int, error: dict[str, Any]) -> None:
+    with session_scope() as session:
+        job = session.get(FineTuningJob, job_id)
+        if job is not None:
+            _fail_in(session, job, attempt, error)
+
+
+def _fail_in(session, job: FineTuningJob, attempt: int, error: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    error = {"code": error["code"], "message": error["message"], "param": error.get("param")}
+    if jobs_repo.compare_and_set_status(
+        session,
+        job.id,
+        ["running"],
+        "failed",
+        attempt=attempt,
+        error=error,
+        finished_at=now(),
+        estimated_finish=None,
+    ):
+        add_event(
+            session,
+            job,
+            f"Fine-tuning failed: {error['message']}",
+            level="error",
+            data={"error": error},
+        )

@@ -29,6 +29,7 @@ def build_manifest(
     data: dict[str, Any] | None = None,
     created_at: int | None = None,
     method: str = "supervised",
+    stop_reason: str | None = None,
 ) -> dict[str, Any]:
     """`data`: how the uploaded file became the rows trained on (options, rows dropped, the
     final dataset's sha256); absent keys mean the file was used as uploaded."""
@@ -49,6 +50,7 @@ def build_manifest(
         "library_versions": library_versions(),
         "trained_tokens": trained_tokens,
         "final_train_loss": final_train_loss,
+        "stop_reason": stop_reason,
     }
 
 

@@ -20,7 +20,7 @@ from app.models import Adapter, File, FineTuningJob, JobEvent, Tenant
 RESULT_COLUMNS = ("step", "train_loss", "valid_loss", "learning_rate", "tokens_per_second")
 
 
-def publish_adapter(job_id: str, workdir: Path, result: dict[str, Any]) -> None:
+def publish_adapter(job_id: str, attempt: int, workdir: Path, result: dict[str, Any]) -> None:
     storage = get_storage()
     with session_scope() as session:
         job = session.get(FineTuningJob, job_id)
@@ -52,13 +52,15 @@ def publish_adapter(job_id: str, workdir: Path, result: dict[str, Any]) -> None:
             job.id,
             ["running"],
             "succeeded",
+            attempt=attempt,
             fine_tuned_model=name,
             trained_tokens=result["trained_tokens"],
             finished_at=now(),
             result_files=[results.id],
             estimated_finish=None,
+            heartbeat_at=None,
         )
-        if not won:  # cancelled in the last instant: keep nothing
+        if not won:  # cancelled (or taken over) in the last instant: keep nothing
             session.rollback()
             storage.delete(adapter_key)
             storage.delete(results.storage_key)
@@ -68,7 +70,8 @@ def publish_adapter(job_id: str, workdir: Path, result: dict[str, Any]) -> None:
 
 
 def _results_file(session, job: FineTuningJob) -> File:  # type: ignore[no-untyped-def]
-    """OpenAI-style step metrics CSV, stored as a file of purpose `fine-tune-results`."""
+    """OpenAI-style step metrics CSV, stored as a file of purpose `fine-tune-results`. A
+    resumed run reports the steps after its checkpoint again: the latest report of a step wins."""
     events = session.scalars(
         select(JobEvent)
         .where(JobEvent.job_id == job.id, JobEvent.type == "metrics")
@@ -77,8 +80,9 @@ def _results_file(session, job: FineTuningJob) -> File:  # type: ignore[no-untyp
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(RESULT_COLUMNS)
-    for event in events:
-        writer.writerow([(event.data or {}).get(c, "") for c in RESULT_COLUMNS])
+    by_step = {(event.data or {}).get("step"): event.data or {} for event in events}
+    for step in sorted(s for s in by_step if s is not None):
+        writer.writerow([by_step[step].get(c, "") for c in RESULT_COLUMNS])
     body = buffer.getvalue().encode()
     file_id = new_id("file")
     key = f"files/{job.tenant_id}/{file_id}"

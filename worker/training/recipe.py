@@ -8,14 +8,19 @@ The recipe knows nothing about the platform: progress, checkpoints and cancellat
 through the `Reporter` it is given. Output layout under `output_dir`:
 
     adapter/                  the final adapter (peft format) and manifest.json
-    checkpoints/step-N/       the adapter at the end of each epoch
+    checkpoints/step-N/       every `checkpoint_every_steps` steps and at the end of each epoch:
+                              the adapter plus what resuming needs (worker/training/checkpoint.py)
+
+When `resume` is on and `checkpoints/` holds a checkpoint, setup() continues from the newest
+one: same weights, optimizer, schedule, RNG and data position as the run that wrote it.
 """
 
 import json
 import math
 import random
+import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -24,13 +29,22 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from worker.training.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 from worker.training.data import (
     Batch,
     ChatDataset,
     count_batches,
+    epoch_order_generator,
     iter_batches,
     load_chat_dataset,
 )
+from worker.training.errors import BaseModelUnavailable, LossDiverged
 from worker.training.lora import (
     load_base_model,
     load_tokenizer,
@@ -45,6 +59,8 @@ WARMUP_FRACTION = 0.05
 WEIGHT_DECAY = 0.0
 ADAPTER_DIRNAME = "adapter"
 CHECKPOINTS_DIRNAME = "checkpoints"
+FAULTS = ("nan_loss_at_step", "out_of_memory_at_step")
+EARLY_STOPPING = "early_stopping"
 
 
 @dataclass
@@ -66,7 +82,19 @@ class TrainConfig:
     target_modules: list[str] | str = ALL_LINEAR
     max_seq_length: int = 1024
     quantization: Literal["nf4", "none"] = "nf4"
-    checkpoint_every_epoch: bool = True
+    # A checkpoint every this many optimizer steps and at the end of every epoch: a killed run
+    # resumes losing at most this many steps. Only the newest `keep_checkpoints` are kept.
+    checkpoint_every_steps: int = 50
+    keep_checkpoints: int = 3
+    resume: bool = True
+    # Validation loss every this many steps (None: only at the end of each epoch).
+    eval_every_steps: int | None = None
+    # Stop when the validation loss has not fallen by more than `early_stopping_min_delta`
+    # below its best for this many evaluations in a row (None: never stop early).
+    early_stopping_patience: int | None = None
+    early_stopping_min_delta: float = 0.0
+    # For tests of the failure paths only; the platform never sets it from a request.
+    fault_injection: dict[str, int] | None = None
     data_preparation: dict[str, Any] | None = None  # rows dropped, final sha256 (manifest)
 
     def __post_init__(self) -> None:
@@ -86,9 +114,24 @@ class TrainConfig:
                 problems.append(f"target_modules must be '{ALL_LINEAR}' or a list of names")
         elif not self.target_modules or not all(isinstance(m, str) for m in self.target_modules):
             problems.append("target_modules must be a non-empty list of module names")
-        for name in ("n_epochs", "batch_size", "lora_r", "lora_alpha"):
+        for name in (
+            "n_epochs",
+            "batch_size",
+            "lora_r",
+            "lora_alpha",
+            "checkpoint_every_steps",
+            "keep_checkpoints",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        for name in ("eval_every_steps", "early_stopping_patience"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1 or null")
+        if not self.early_stopping_min_delta >= 0:
+            problems.append("early_stopping_min_delta must be >= 0")
+        unknown_faults = set(self.fault_injection or {}) - set(FAULTS)
+        if unknown_faults:
+            problems.append(f"unknown fault_injection keys: {sorted(unknown_faults)}")
         if self.max_seq_length < 2:
             problems.append("max_seq_length must be at least 2")
         if not self.learning_rate > 0:
@@ -115,8 +158,12 @@ class TrainConfig:
     def adapter_dir(self) -> Path:
         return self.output_dir / ADAPTER_DIRNAME
 
+    @property
+    def checkpoints_root(self) -> Path:
+        return self.output_dir / CHECKPOINTS_DIRNAME
+
     def checkpoint_dir(self, step: int) -> Path:
-        return self.output_dir / CHECKPOINTS_DIRNAME / f"step-{step}"
+        return checkpoint_path(self.checkpoints_root, step)
 
 
 class Reporter(Protocol):
@@ -129,8 +176,8 @@ class Reporter(Protocol):
 
     def metrics(self, data: dict[str, Any]) -> None:
         """Once per optimizer step: step, total_steps, epoch, train_loss, learning_rate,
-        tokens_per_second, trained_tokens, and valid_loss at the end of an epoch when there
-        is validation data."""
+        tokens_per_second, trained_tokens; valid_loss at the end of an epoch and every
+        eval_every_steps when there is validation data; stop_reason on an early stop."""
 
     def checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None: ...
 
@@ -165,6 +212,22 @@ class TrainResult:
     adapter_dir: Path | None = None  # None when cancelled: no adapter is written
     manifest: dict[str, Any] | None = None
     final_loss: float | None = None  # train loss of the last step
+    stop_reason: str | None = None  # "early_stopping" when validation loss stopped improving
+    resumed_from_step: int | None = None
+
+
+@dataclass
+class Progress:
+    """Where a run stands between two steps; a checkpoint stores it to resume from."""
+
+    step: int = 0  # optimizer steps taken
+    epoch: int = 1  # the epoch in progress (1-based)
+    batches_done: int = 0  # of that epoch
+    trained_tokens: int = 0
+    best_valid_loss: float | None = None
+    best_valid_step: int | None = None
+    evaluations_without_improvement: int = 0
+    last_metrics: dict[str, Any] = field(default_factory=dict)
 
 
 class SFTRecipe:
@@ -174,6 +237,7 @@ class SFTRecipe:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.compute_dtype = choose_compute_dtype(self.device)
         self._is_set_up = False
+        self._resumed_from_step: int | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -190,10 +254,17 @@ class SFTRecipe:
         )
         self._optimizer = self._setup_optimizer()
         self._lr_scheduler = self._setup_lr_scheduler()
+        self._progress = self._setup_progress()
         self._is_set_up = True
 
     def _setup_tokenizer(self) -> PreTrainedTokenizerBase:
-        return load_tokenizer(self.config.base_model_path)
+        path = self.config.base_model_path
+        if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
+            raise BaseModelUnavailable(
+                f"The base model {self.config.base_model_id} is not available: {path} holds no "
+                "config.json and safetensors weights."
+            )
+        return load_tokenizer(path)
 
     def _setup_model(self) -> PeftModel:
         cfg = self.config
@@ -284,6 +355,50 @@ class SFTRecipe:
         )
         return torch.optim.lr_scheduler.LambdaLR(self._optimizer, schedule)
 
+    def _setup_progress(self) -> Progress:
+        """A fresh start, or the position of the newest checkpoint with everything it needs
+        (weights, optimizer, schedule, RNG) put back."""
+        root = self.config.checkpoints_root
+        remove_partial_checkpoints(root)
+        checkpoint = latest_checkpoint(root) if self.config.resume else None
+        if checkpoint is None:
+            return Progress()
+        saved = checkpoint.progress
+        if {key: saved.get(key) for key in self._run_identity()} != self._run_identity():
+            self.reporter.event(
+                f"Checkpoint at step {checkpoint.step} was written by a different configuration "
+                "(seed, data or batch size); training starts over.",
+                level="warning",
+            )
+            shutil.rmtree(root)
+            return Progress()
+        load_checkpoint(
+            checkpoint,
+            model=self._model,
+            optimizer=self._optimizer,
+            scheduler=self._lr_scheduler,
+        )
+        progress = Progress(**{f.name: saved[f.name] for f in fields(Progress)})
+        self._resumed_from_step = progress.step
+        self.reporter.event(
+            f"Resumed from checkpoint at step {progress.step} (epoch {progress.epoch}, "
+            f"{progress.batches_done} of {self._steps_per_epoch} batches done)",
+            data={
+                "resumed_from_step": progress.step,
+                "epoch": progress.epoch,
+                "batches_done_in_epoch": progress.batches_done,
+            },
+        )
+        return progress
+
+    def _run_identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with this run to be resumed from."""
+        return {
+            "data_seed": self.config.seed,
+            "dataset_sha256": self.config.dataset_sha256,
+            "total_steps": self._total_steps,
+        }
+
     @property
     def _steps_per_epoch(self) -> int:
         return count_batches(len(self._train_data), self.config.batch_size)
@@ -305,49 +420,100 @@ class SFTRecipe:
         if not self._is_set_up:
             raise RuntimeError("call setup() before train()")
         cfg = self.config
-        # Its own generator, so the data order depends on the seed alone and not on how much
-        # randomness model loading or dropout consumed.
-        data_order = torch.Generator().manual_seed(cfg.seed)
-        step, trained_tokens = 0, 0
-        history: list[dict[str, Any]] = []
+        progress = self._progress
+        stop_reason: str | None = None
         self._model.train()
-        for epoch in range(1, cfg.n_epochs + 1):
-            self.reporter.event(f"Epoch {epoch}/{cfg.n_epochs}")
+        while progress.epoch <= cfg.n_epochs and stop_reason is None:
+            if progress.batches_done == 0:
+                self.reporter.event(f"Epoch {progress.epoch}/{cfg.n_epochs}")
+            # The data order depends on the seed and epoch alone, not on how much randomness
+            # model loading or dropout consumed, so a resumed epoch sees the same order.
             batches = iter_batches(
-                self._train_data.examples, cfg.batch_size, self._tokenizer.pad_token_id, data_order
+                self._train_data.examples,
+                cfg.batch_size,
+                self._tokenizer.pad_token_id,
+                epoch_order_generator(cfg.seed, len(self._train_data), progress.epoch),
+                skip_batches=progress.batches_done,
             )
-            for batch_in_epoch, batch in enumerate(batches, start=1):
+            for batch in batches:
                 # Checked before every step, so a cancel costs at most the step in flight.
                 if self.reporter.should_stop():
-                    self.reporter.event(f"Training stopped on request before step {step + 1}")
+                    self.reporter.event(
+                        f"Training stopped on request before step {progress.step + 1}"
+                    )
                     return TrainResult(
                         status="cancelled",
-                        trained_tokens=trained_tokens,
-                        steps=step,
-                        final_loss=history[-1]["train_loss"] if history else None,
+                        trained_tokens=progress.trained_tokens,
+                        steps=progress.step,
+                        final_loss=progress.last_metrics.get("train_loss"),
                     )
-                learning_rate = self._optimizer.param_groups[0]["lr"]
-                started = time.perf_counter()
-                loss = self._train_step(batch, step + 1)
-                elapsed = time.perf_counter() - started
-                step += 1
-                trained_tokens += batch.non_pad_tokens
-                metrics = {
-                    "step": step,
-                    "total_steps": self._total_steps,
-                    "epoch": epoch,
-                    "train_loss": loss,
-                    "learning_rate": learning_rate,
-                    "tokens_per_second": batch.non_pad_tokens / elapsed,
-                    "trained_tokens": trained_tokens,
-                }
-                if batch_in_epoch == self._steps_per_epoch and self._valid_data is not None:
+                metrics = self._step(batch, progress)
+                end_of_epoch = progress.batches_done == self._steps_per_epoch
+                if self._valid_data is not None and (
+                    end_of_epoch
+                    or (cfg.eval_every_steps and progress.step % cfg.eval_every_steps == 0)
+                ):
                     metrics["valid_loss"] = self._validation_loss()
+                    stop_reason = self._record_validation(progress, metrics)
                 self.reporter.metrics(metrics)
-                history.append(metrics)
-            if cfg.checkpoint_every_epoch:
-                self._save_checkpoint(step, history[-1])
-        return self._finish(trained_tokens, step, history)
+                progress.last_metrics = metrics
+                if end_of_epoch:
+                    progress.epoch, progress.batches_done = progress.epoch + 1, 0
+                if stop_reason is not None:
+                    break
+                if end_of_epoch or progress.step % cfg.checkpoint_every_steps == 0:
+                    self._save_checkpoint(progress)
+        return self._finish(progress, stop_reason)
+
+    def _step(self, batch: Batch, progress: Progress) -> dict[str, Any]:
+        learning_rate = self._optimizer.param_groups[0]["lr"]
+        started = time.perf_counter()
+        loss = self._train_step(batch, progress.step + 1)
+        elapsed = time.perf_counter() - started
+        progress.step += 1
+        progress.batches_done += 1
+        progress.trained_tokens += batch.non_pad_tokens
+        return {
+            "step": progress.step,
+            "total_steps": self._total_steps,
+            "epoch": progress.epoch,
+            "train_loss": loss,
+            "learning_rate": learning_rate,
+            "tokens_per_second": batch.non_pad_tokens / elapsed,
+            "trained_tokens": progress.trained_tokens,
+        }
+
+    def _record_validation(self, progress: Progress, metrics: dict[str, Any]) -> str | None:
+        """Track the best validation loss; the stop reason once patience has run out."""
+        cfg = self.config
+        valid_loss = metrics["valid_loss"]
+        best = progress.best_valid_loss
+        if best is None or valid_loss < best - cfg.early_stopping_min_delta:
+            progress.best_valid_loss, progress.best_valid_step = valid_loss, progress.step
+            progress.evaluations_without_improvement = 0
+            return None
+        progress.evaluations_without_improvement += 1
+        patience = cfg.early_stopping_patience
+        if patience is None or progress.evaluations_without_improvement < patience:
+            return None
+        metrics["stop_reason"] = EARLY_STOPPING
+        metrics["best_valid_loss"] = best
+        metrics["best_valid_step"] = progress.best_valid_step
+        self.reporter.event(
+            f"Early stopping at step {progress.step}: the validation loss ({valid_loss:.4f}) has "
+            f"not improved on its best ({best:.4f} at step {progress.best_valid_step}) by more "
+            f"than {cfg.early_stopping_min_delta} for {patience} evaluation(s) in a row",
+            data={
+                "stop_reason": EARLY_STOPPING,
+                "step": progress.step,
+                "valid_loss": valid_loss,
+                "best_valid_loss": best,
+                "best_valid_step": progress.best_valid_step,
+                "patience": patience,
+                "min_delta": cfg.early_stopping_min_delta,
+            },
+        )
+        return EARLY_STOPPING
 
     def _train_step(self, batch: Batch, step: int) -> float:
         batch = batch.to(self.device)
@@ -356,7 +522,7 @@ class SFTRecipe:
         loss = self._model(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
         ).loss
-        loss_value = loss.item()
+        loss_value = self._inject_fault(step, loss.item())
         ensure_finite_loss(loss_value, step)  # before backward: no update from a NaN loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self._trainable_parameters(), MAX_GRAD_NORM)
@@ -364,6 +530,14 @@ class SFTRecipe:
         self._lr_scheduler.step()
         self._optimizer.zero_grad(set_to_none=True)
         return loss_value
+
+    def _inject_fault(self, step: int, loss: float) -> float:
+        faults = self.config.fault_injection or {}
+        if faults.get("out_of_memory_at_step") == step:
+            raise torch.OutOfMemoryError(f"injected out-of-memory fault at step {step}")
+        if faults.get("nan_loss_at_step") == step:
+            return math.nan
+        return loss
 
     @torch.no_grad()
     def _validation_loss(self) -> float:
@@ -390,34 +564,49 @@ class SFTRecipe:
             module.train()
         return total_loss / total_tokens
 
-    def _save_checkpoint(self, step: int, metrics: dict[str, Any]) -> None:
-        path = self.config.checkpoint_dir(step)
-        self._save_adapter(path)
-        self.reporter.checkpoint(step, metrics, str(path))
+    def _save_checkpoint(self, progress: Progress) -> None:
+        checkpoint = save_checkpoint(
+            self.config.checkpoints_root,
+            progress.step,
+            model=self._model,
+            optimizer=self._optimizer,
+            scheduler=self._lr_scheduler,
+            progress={**asdict(progress), **self._run_identity()},
+            keep_last=self.config.keep_checkpoints,
+        )
+        self.reporter.checkpoint(progress.step, progress.last_metrics, str(checkpoint.path))
 
-    def _finish(
-        self, trained_tokens: int, steps: int, history: list[dict[str, Any]]
-    ) -> TrainResult:
-        final_loss = history[-1]["train_loss"]
-        manifest = self._manifest(trained_tokens, final_loss)
+    def _finish(self, progress: Progress, stop_reason: str | None) -> TrainResult:
+        final_loss = progress.last_metrics["train_loss"]
+        manifest = self._manifest(progress.trained_tokens, final_loss, stop_reason)
         self._save_adapter(self.config.adapter_dir, manifest)
         self.reporter.event(
-            "Training complete",
-            data={"steps": steps, "trained_tokens": trained_tokens, "final_loss": final_loss},
+            "Training complete"
+            + (" (stopped early: validation loss stopped improving)" if stop_reason else ""),
+            data={
+                "steps": progress.step,
+                "trained_tokens": progress.trained_tokens,
+                "final_loss": final_loss,
+                "stop_reason": stop_reason,
+            },
         )
         return TrainResult(
             status="succeeded",
-            trained_tokens=trained_tokens,
-            steps=steps,
+            trained_tokens=progress.trained_tokens,
+            steps=progress.step,
             adapter_dir=self.config.adapter_dir,
             manifest=manifest,
             final_loss=final_loss,
+            stop_reason=stop_reason,
+            resumed_from_step=self._resumed_from_step,
         )
 
     def _save_adapter(self, target: Path, manifest: dict[str, Any] | None = None) -> None:
         save_adapter(self._model, target, manifest)
 
-    def _manifest(self, trained_tokens: int, final_loss: float) -> dict[str, Any]:
+    def _manifest(
+        self, trained_tokens: int, final_loss: float, stop_reason: str | None
+    ) -> dict[str, Any]:
         cfg = self.config
         return build_manifest(
             seed=cfg.seed,
@@ -430,6 +619,7 @@ class SFTRecipe:
             chat_template=self._tokenizer.chat_template,
             trained_tokens=trained_tokens,
             final_train_loss=final_loss,
+            stop_reason=stop_reason,
         )
 
     def _hyperparameters(self) -> dict[str, Any]:
@@ -451,6 +641,10 @@ class SFTRecipe:
             "lr_schedule": "linear_warmup_cosine",
             "warmup_steps": self._warmup_steps,
             "total_steps": self._total_steps,
+            "checkpoint_every_steps": cfg.checkpoint_every_steps,
+            "eval_every_steps": cfg.eval_every_steps,
+            "early_stopping_patience": cfg.early_stopping_patience,
+            "early_stopping_min_delta": cfg.early_stopping_min_delta,
         }
 
 
@@ -497,9 +691,9 @@ def warmup_cosine_multiplier(step: int, *, warmup_steps: int, total_steps: int) 
 
 def ensure_finite_loss(loss: float, step: int) -> None:
     if not math.isfinite(loss):
-        raise RuntimeError(
-            f"training loss became NaN at step {step} (loss={loss}); "
-            "try a lower learning rate or check the data"
+        raise LossDiverged(
+            f"The training loss diverged to {loss} at step {step}; try a lower "
+            "learning_rate_multiplier or check the data."
         )
 
 

@@ -240,7 +240,7 @@ def test_should_stop_is_honoured_before_the_next_step(stopped: Run) -> None:
 
 @pytest.mark.parametrize("loss", [math.nan, math.inf])
 def test_a_non_finite_loss_stops_training_with_a_clear_error(loss: float) -> None:
-    with pytest.raises(RuntimeError, match="training loss became NaN at step 7"):
+    with pytest.raises(RuntimeError, match=r"diverged to .* at step 7"):
         ensure_finite_loss(loss, step=7)
     ensure_finite_loss(0.5, step=7)
 
