@@ -108,6 +108,7 @@ def die_with_parent() -> None:
 
 def main(job_id: str, workdir: Path, attempt: int) -> int:
     from worker.training.errors import error_object
+    from worker.training.lora import freeze_setup_objects
 
     die_with_parent()
     reporter = DatabaseReporter(job_id, attempt)
@@ -118,6 +119,7 @@ def main(job_id: str, workdir: Path, attempt: int) -> int:
     try:
         recipe = make_recipe(json.loads((workdir / "config.json").read_text()), reporter)
         recipe.setup()
+        freeze_setup_objects()
         outcome = recipe.train()
         result = {
             "status": outcome.status,

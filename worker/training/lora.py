@@ -1,6 +1,7 @@
 """The pieces every LoRA recipe (SFT, DPO) shares: the tokenizer, the (4-bit) base model, the
 LoRA shape vLLM can serve, and writing an adapter atomically."""
 
+import gc
 import json
 import shutil
 from pathlib import Path
@@ -101,3 +102,13 @@ def count_4bit_layers(model: torch.nn.Module) -> int:
     import bitsandbytes as bnb
 
     return sum(isinstance(module, bnb.nn.Linear4bit) for module in model.modules())
+
+
+def freeze_setup_objects() -> None:
+    """Move everything setup allocated (model, tokenizer, data) out of the garbage collector's
+    reach: otherwise its full collections walk millions of long-lived objects during training,
+    measured as a 0.28-0.39 s stall on every rank about once per 14 steps on an H200 (3-5 %).
+    For a process that trains one job and exits (the job runner): frozen objects are never
+    collected as cycles."""
+    gc.collect()
+    gc.freeze()
