@@ -112,7 +112,7 @@ function Errors({ body }: { body: DatasetReportBody }) {
       {errors.length === 0 ? (
         <p>{formatNumber(count)} problems were found, but no details were reported.</p>
       ) : (
-        <div className="table-scroll" tabIndex={0} role="region" aria-label="Errors by line">
+        <div className="table-scroll" tabIndex={0} role="region" aria-label="Error list">
           <table className="table">
             <thead>
               <tr>

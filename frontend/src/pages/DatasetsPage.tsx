@@ -1,4 +1,4 @@
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef } from "react";
 import { getFileReport, listFiles, type FileObject } from "../api";
 import { DatasetReport } from "../components/DatasetReport";
@@ -110,6 +110,14 @@ function FileReportPanel({
     queryFn: ({ signal }) => getFileReport(fileId, signal),
     refetchInterval: (q) => (q.state.data?.status === "uploaded" ? POLL_MS : false),
   });
+  const queryClient = useQueryClient();
+  const reportStatus = report.data?.status;
+  // The file's own status changes with its report: refresh the list at once.
+  useEffect(() => {
+    if (reportStatus && reportStatus !== "uploaded" && file?.status === "uploaded") {
+      void queryClient.invalidateQueries({ queryKey: ["files"] });
+    }
+  }, [reportStatus, file?.status, queryClient]);
 
   // Bring the report into view and focus when a file is chosen.
   useEffect(() => {
