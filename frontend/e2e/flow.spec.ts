@@ -6,8 +6,11 @@ import path from "node:path";
 
 const apiKey = process.env.LORAPLEX_UI_API_KEY ?? "";
 const datasetPath = process.env.LORAPLEX_UI_DATASET ?? "";
+const validationPath = process.env.LORAPLEX_UI_VALIDATION ?? "";
 const shots = process.env.LORAPLEX_UI_ARTIFACTS ?? path.resolve("..", "artifacts", "ui");
 const JOB_TIMEOUT = 15 * 60 * 1000;
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 async function shot(page: Page, name: string) {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
@@ -32,6 +35,7 @@ async function dropFile(page: Page, filePath: string) {
 test("a product team's whole fine-tune, from sign-in to an alias", async ({ page }) => {
   expect(apiKey, "LORAPLEX_UI_API_KEY must be set").not.toBe("");
   expect(datasetPath, "LORAPLEX_UI_DATASET must be set").not.toBe("");
+  expect(validationPath, "LORAPLEX_UI_VALIDATION must be set").not.toBe("");
   const fileName = path.basename(datasetPath);
 
   // Sign in.
@@ -53,16 +57,28 @@ test("a product team's whole fine-tune, from sign-in to an alias", async ({ page
   await expect(page.getByText(/Selected:/)).toContainText(fileName);
   await page.getByRole("button", { name: "Upload", exact: true }).click();
   await expect(page.getByText(/Uploaded/)).toContainText(fileName);
-  await page.getByRole("link", { name: new RegExp(fileName) }).first().click();
+  await page.getByRole("link", { name: new RegExp(escape(fileName)) }).click();
   await expect(page.getByRole("heading", { name: "Token lengths" })).toBeVisible({ timeout: 120_000 });
   await expect(page.getByText("Rows by token length")).toBeVisible();
   await expect(page.getByRole("heading", { name: "Personal data" })).toBeVisible();
   await expect(page.getByRole("heading", { name: "Sample rows to review" })).toBeVisible();
   await shot(page, "02-datasets-report");
 
+  // A validation file too, so the job reports validation loss.
+  const validationName = path.basename(validationPath);
+  await dropFile(page, validationPath);
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  await expect(page.getByText(/Uploaded/)).toContainText(validationName);
+  await page.getByRole("link", { name: new RegExp(escape(validationName)) }).click();
+  await expect(page.getByRole("heading", { name: `Report: ${validationName}` })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Token lengths" })).toBeVisible({ timeout: 120_000 });
+  await page.getByRole("link", { name: new RegExp(escape(fileName)) }).click();
+  await expect(page.getByRole("heading", { name: `Report: ${fileName}` })).toBeVisible();
+
   // A new fine-tune with the advanced settings, and its live estimate.
   await page.getByRole("link", { name: "Fine-tune with this file" }).click();
   await expect(page).toHaveURL(/\/fine-tunes\?training_file=/);
+  await page.getByLabel("Validation file").selectOption({ label: validationName });
   await page.getByLabel("Suffix").fill("colours");
   await page.getByText("Advanced").click();
   await page.getByLabel("Epochs").fill("1");
@@ -82,6 +98,8 @@ test("a product team's whole fine-tune, from sign-in to an alias", async ({ page
   await page.getByText("Show the data as a table").first().click();
   const lossRows = page.getByRole("region", { name: "Loss by step data" }).getByRole("row");
   expect(await lossRows.count()).toBeGreaterThan(3);
+  // The last step carries the epoch's validation loss.
+  await expect(lossRows.last()).not.toContainText("—");
   await expect(page.locator(".chart-canvas svg .recharts-line").first()).toBeVisible();
   const checkpointRows = page.getByRole("region", { name: "Checkpoints" }).getByRole("row");
   await expect(checkpointRows.nth(1)).toContainText("ft:");

@@ -44,8 +44,9 @@ def test_whole_flow_in_chromium(frontend_dist: Path, stack: Stack, tmp_path: Pat
     )
     with session_scope() as session:
         tenant, key = create_tenant(session, f"ui-{secrets.token_hex(3)}")
-    dataset = tmp_path / "colours.jsonl"
+    dataset, validation = tmp_path / "train-colours.jsonl", tmp_path / "valid-colours.jsonl"
     dataset.write_bytes(chat_examples(20) + PII_ROW)
+    validation.write_bytes(b"".join(chat_examples(26).splitlines(keepends=True)[20:]))
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
 
@@ -58,6 +59,7 @@ def test_whole_flow_in_chromium(frontend_dist: Path, stack: Stack, tmp_path: Pat
             "LORAPLEX_UI_API_KEY": key,
             "LORAPLEX_UI_TENANT": tenant.name,
             "LORAPLEX_UI_DATASET": str(dataset),
+            "LORAPLEX_UI_VALIDATION": str(validation),
             "LORAPLEX_UI_ARTIFACTS": str(ARTIFACTS),
             "CHROMIUM_PATH": str(CHROMIUM),
             "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",

@@ -270,6 +270,7 @@ function PromoteForm({ adapter, aliases }: { adapter: Adapter; aliases: Alias[] 
         <label htmlFor={`${id}-alias`}>Alias name</label>
         <input
           id={`${id}-alias`}
+          type="text"
           list={`${id}-aliases`}
           value={name}
           onChange={(e) => setName(e.target.value)}

@@ -271,7 +271,7 @@ function ChatPane(props: {
                       aria-pressed={t.rating === "up"}
                       onClick={() => props.onRate(t, "up")}
                     >
-                      <span aria-hidden="true">👍</span> Good answer
+                      Good answer
                     </button>
                     <button
                       type="button"
@@ -279,7 +279,7 @@ function ChatPane(props: {
                       aria-pressed={t.rating === "down"}
                       onClick={() => props.onRate(t, "down")}
                     >
-                      <span aria-hidden="true">👎</span> Bad answer
+                      Bad answer
                     </button>
                     {t.feedbackError ? (
                       <span className="field-error" role="alert">

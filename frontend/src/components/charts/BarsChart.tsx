@@ -36,7 +36,7 @@ export function BarsChart({
       ]}
     >
       <ResponsiveContainer width="100%" height={220}>
-        <BarChart data={data} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
+        <BarChart accessibilityLayer={false} data={data} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" vertical={false} />
           <XAxis dataKey="label" interval="preserveStartEnd" />
           <YAxis width={48} allowDecimals={digits > 0} />

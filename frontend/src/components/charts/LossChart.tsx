@@ -38,14 +38,14 @@ export function LossChart({ points }: { points: LossPoint[] }) {
       ]}
     >
       <ResponsiveContainer width="100%" height={260}>
-        <LineChart data={points} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
+        <LineChart accessibilityLayer={false} data={points} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="step" type="number" domain={["dataMin", "dataMax"]} allowDecimals={false} />
           <YAxis width={48} domain={["auto", "auto"]} />
           <Tooltip />
           <Legend />
           <Line
-            type="monotone"
+            type="linear"
             dataKey="train_loss"
             name="Train loss"
             stroke="#1d4ed8"
@@ -55,7 +55,7 @@ export function LossChart({ points }: { points: LossPoint[] }) {
           />
           {hasValid ? (
             <Line
-              type="monotone"
+              type="linear"
               dataKey="valid_loss"
               name="Validation loss"
               stroke="#b45309"
