@@ -56,7 +56,7 @@ test("a product team's whole fine-tune, from sign-in to an alias", async ({ page
   await dropFile(page, datasetPath);
   await expect(page.getByText(/Selected:/)).toContainText(fileName);
   await page.getByRole("button", { name: "Upload", exact: true }).click();
-  await expect(page.getByText(/Uploaded/)).toContainText(fileName);
+  await expect(page.locator(".upload-result")).toContainText(`Uploaded ${fileName}`);
   await page.getByRole("link", { name: new RegExp(escape(fileName)) }).click();
   await expect(page.getByRole("heading", { name: "Token lengths" })).toBeVisible({ timeout: 120_000 });
   await expect(page.getByText("Rows by token length")).toBeVisible();
@@ -68,7 +68,7 @@ test("a product team's whole fine-tune, from sign-in to an alias", async ({ page
   const validationName = path.basename(validationPath);
   await dropFile(page, validationPath);
   await page.getByRole("button", { name: "Upload", exact: true }).click();
-  await expect(page.getByText(/Uploaded/)).toContainText(validationName);
+  await expect(page.locator(".upload-result")).toContainText(`Uploaded ${validationName}`);
   await page.getByRole("link", { name: new RegExp(escape(validationName)) }).click();
   await expect(page.getByRole("heading", { name: `Report: ${validationName}` })).toBeVisible();
   await expect(page.getByRole("heading", { name: "Token lengths" })).toBeVisible({ timeout: 120_000 });
