@@ -383,7 +383,14 @@ function JobFacts({ job }: { job: FineTuningJob }) {
       </Link>,
     ],
     ...(job.validation_file
-      ? ([["Validation file", <span className="mono break">{job.validation_file}</span>]] as [
+      ? ([
+          [
+            "Validation file",
+            <Link to={`/datasets/${encodeURIComponent(job.validation_file)}`} className="mono break">
+              {job.validation_file}
+            </Link>,
+          ],
+        ] as [
           string,
           ReactNode,
         ][])
