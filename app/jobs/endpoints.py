@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse
 
 from app.auth.dependencies import CurrentTenant, SessionDep
-from app.jobs import repository, service
+from app.jobs import live, repository, service
 from app.jobs.schemas import CheckpointPublic, EventPublic, JobCreate, JobPublic
 from app.kit.pagination import ListPage
 
@@ -60,7 +60,7 @@ def list_events(
 ) -> ListPage[EventPublic] | EventSourceResponse:
     if stream:
         return EventSourceResponse(
-            service.event_stream(session, tenant, fine_tuning_job_id, after), ping=15
+            live.event_stream(session, tenant, fine_tuning_job_id, after), ping=15
         )
     job = service.get(session, tenant, fine_tuning_job_id)
     rows, has_more = repository.events_page(session, tenant.id, job.id, after, limit)

@@ -2,26 +2,15 @@
 transitions are allowed. Workers call the same transition helpers."""
 
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 from sqlalchemy.orm import Session
-from sse_starlette import ServerSentEvent
 
 from app.catalog.catalog import get_base_model
-from app.db import session_scope
 from app.errors import InvalidRequest, NotFound
 from app.files import service as files_service
 from app.jobs import repository
-from app.jobs.schemas import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    EventPublic,
-    HyperparametersIn,
-    JobCreate,
-    JobPublic,
-)
+from app.jobs.schemas import ACTIVE_STATUSES, HyperparametersIn, JobCreate
 from app.kit.ids import new_id, now
 from app.kit.queue import CPU_QUEUE, enqueue_after_commit
 from app.models import File, FineTuningJob, JobEvent, Tenant
@@ -29,10 +18,6 @@ from app.models import File, FineTuningJob, JobEvent, Tenant
 VALIDATE_JOB_TASK = "worker.tasks.jobs.validate_job"
 BASE_LEARNING_RATE = 2e-4
 MAX_SERVABLE_LORA_RANK = 64
-STREAM_POLL_SECONDS = 1.0
-# Event ids are time-ordered, but a row can commit after a younger one; re-reading this far
-# back (and skipping ids already sent) keeps a late commit from being missed.
-STREAM_LOOKBACK_MS = 5000
 
 
 def _resolve_hyperparameters(h: HyperparametersIn) -> dict[str, Any]:
@@ -175,46 +160,3 @@ def add_event(
     session.add(event)
     session.flush()
     return event
-
-
-def event_stream(
-    session: Session, tenant: Tenant, job_id: str, after: str | None
-) -> AsyncIterator[ServerSentEvent]:
-    """Follow a job's events as server-sent events (oldest first, after `after`): one `job`
-    event with the job object whenever its status changes, one `message` event per job event;
-    the stream ends once the job is terminal and its last events are sent."""
-    job = get(session, tenant, job_id)
-    return _follow(tenant.id, job.id, after or "")
-
-
-def _poll(tenant_id: str, job_id: str, after: str) -> tuple[JobPublic | None, list[EventPublic]]:
-    with session_scope() as session:
-        job, events = repository.events_since(session, tenant_id, job_id, after)
-        return (JobPublic.of(job) if job else None), [EventPublic.of(e) for e in events]
-
-
-def _lookback_cursor(event_id: str) -> str:
-    prefix, _, rest = event_id.partition("-")
-    millis = max(0, int(rest[:12], 16) - STREAM_LOOKBACK_MS)
-    return f"{prefix}-{millis:012x}"
-
-
-async def _follow(tenant_id: str, job_id: str, after: str) -> AsyncIterator[ServerSentEvent]:
-    sent: set[str] = set()
-    cursor, last_status = after, None
-    while True:
-        job, events = await anyio.to_thread.run_sync(_poll, tenant_id, job_id, cursor)
-        if job is None:  # deleted while followed
-            return
-        if job.status != last_status:
-            last_status = job.status
-            yield ServerSentEvent(data=job.model_dump_json(), event="job")
-        for event in events:
-            if event.id not in sent:
-                sent.add(event.id)
-                yield ServerSentEvent(data=event.model_dump_json(), id=event.id)
-        if events:
-            cursor = max(cursor, _lookback_cursor(events[-1].id))
-        if job.status in TERMINAL_STATUSES:
-            return
-        await anyio.sleep(STREAM_POLL_SECONDS)

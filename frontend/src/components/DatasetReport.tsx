@@ -71,7 +71,7 @@ function Overview({ body }: { body: DatasetReportBody }) {
       <Fact label="Errors" value={formatNumber(errors)} />
       {body.estimate ? (
         <>
-          <Fact label="Tokens (3 epochs)" value={formatNumber(body.estimate.total_training_tokens)} />
+          <Fact label={`Tokens (${body.estimate.n_epochs} epochs)`} value={formatNumber(body.estimate.total_training_tokens)} />
           <Fact label="Estimated training" value={body.estimate.expected_duration ?? `${body.estimate.expected_duration_seconds} s`} />
         </>
       ) : null}

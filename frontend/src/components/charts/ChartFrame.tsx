@@ -31,7 +31,6 @@ export function ChartFrame<Row>({
   return (
     <figure className="chart">
       <figcaption className="chart-caption">{title}</figcaption>
-      {/* The picture is for eyes; the table below says the same to everyone. */}
       <div className="chart-canvas" aria-hidden="true">
         {children}
       </div>
