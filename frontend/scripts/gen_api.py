@@ -23,7 +23,8 @@ def generate() -> str:
         spec, out = Path(tmp) / "openapi.json", Path(tmp) / "schema.ts"
         spec.write_text(json.dumps(create_app().openapi(), indent=2, sort_keys=True))
         subprocess.run(
-            [str(OPENAPI_TS), str(spec), "-o", str(out)],
+            # A field with a default is optional in a request body, so not "non-nullable".
+            [str(OPENAPI_TS), str(spec), "-o", str(out), "--default-non-nullable=false"],
             check=True,
             cwd=FRONTEND,
             capture_output=True,

@@ -517,7 +517,7 @@ export interface components {
              * @default adapter
              * @constant
              */
-            object: "adapter";
+            object?: "adapter";
             /** Status */
             status: string;
         };
@@ -538,7 +538,7 @@ export interface components {
              * Deleted
              * @default true
              */
-            deleted: boolean;
+            deleted?: boolean;
             /** Id */
             id: string;
             /** Name */
@@ -548,7 +548,7 @@ export interface components {
              * @default alias
              * @constant
              */
-            object: "alias";
+            object?: "alias";
         };
         /** AliasPublic */
         AliasPublic: {
@@ -563,7 +563,7 @@ export interface components {
              * @default alias
              * @constant
              */
-            object: "alias";
+            object?: "alias";
             previous: components["schemas"]["AliasTargetPublic"] | null;
             target: components["schemas"]["AliasTargetPublic"];
             /** Updated At */
@@ -608,7 +608,7 @@ export interface components {
              * @default audit_event
              * @constant
              */
-            object: "audit_event";
+            object?: "audit_event";
             /** Reason */
             reason: string | null;
             /** Target Id */
@@ -635,7 +635,7 @@ export interface components {
              * @default fine_tuning.job.checkpoint
              * @constant
              */
-            object: "fine_tuning.job.checkpoint";
+            object?: "fine_tuning.job.checkpoint";
             /** Step Number */
             step_number: number;
         };
@@ -670,7 +670,7 @@ export interface components {
              * @default adapter.drift
              * @constant
              */
-            object: "adapter.drift";
+            object?: "adapter.drift";
             /**
              * Status
              * @enum {string}
@@ -720,7 +720,7 @@ export interface components {
              * @default fine_tuning.job.event
              * @constant
              */
-            object: "fine_tuning.job.event";
+            object?: "fine_tuning.job.event";
             /** Type */
             type: string;
         };
@@ -755,7 +755,7 @@ export interface components {
              * @default feedback
              * @constant
              */
-            object: "feedback";
+            object?: "feedback";
             /** Rating */
             rating: string;
         };
@@ -765,7 +765,7 @@ export interface components {
              * Deleted
              * @default true
              */
-            deleted: boolean;
+            deleted?: boolean;
             /** Id */
             id: string;
             /**
@@ -773,7 +773,7 @@ export interface components {
              * @default file
              * @constant
              */
-            object: "file";
+            object?: "file";
         };
         /** FilePublic */
         FilePublic: {
@@ -792,7 +792,7 @@ export interface components {
              * @default file
              * @constant
              */
-            object: "file";
+            object?: "file";
             /** Purpose */
             purpose: string;
             /** Sha256 */
@@ -811,7 +811,7 @@ export interface components {
              * @default file.report
              * @constant
              */
-            object: "file.report";
+            object?: "file.report";
             /** Report */
             report: {
                 [key: string]: unknown;
@@ -923,7 +923,7 @@ export interface components {
              * Integrations
              * @default []
              */
-            integrations: unknown[];
+            integrations?: unknown[];
             /** Metadata */
             metadata?: {
                 [key: string]: string;
@@ -939,7 +939,7 @@ export interface components {
              * @default fine_tuning.job
              * @constant
              */
-            object: "fine_tuning.job";
+            object?: "fine_tuning.job";
             /** Organization Id */
             organization_id: string;
             /** Result Files */
@@ -971,7 +971,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** ListPage[AliasPublic] */
         ListPage_AliasPublic_: {
@@ -987,7 +987,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** ListPage[AuditEventPublic] */
         ListPage_AuditEventPublic_: {
@@ -1003,7 +1003,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** ListPage[CheckpointPublic] */
         ListPage_CheckpointPublic_: {
@@ -1019,7 +1019,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** ListPage[EventPublic] */
         ListPage_EventPublic_: {
@@ -1035,7 +1035,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** ListPage[FilePublic] */
         ListPage_FilePublic_: {
@@ -1051,7 +1051,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** ListPage[JobPublic] */
         ListPage_JobPublic_: {
@@ -1067,7 +1067,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** ListPage[ModelPublic] */
         ListPage_ModelPublic_: {
@@ -1083,7 +1083,7 @@ export interface components {
              * Object
              * @default list
              */
-            object: string;
+            object?: string;
         };
         /** MethodIn */
         MethodIn: {
@@ -1093,7 +1093,7 @@ export interface components {
              * @default supervised
              * @constant
              */
-            type: "supervised";
+            type?: "supervised";
         };
         /** ModelPublic */
         ModelPublic: {
@@ -1108,7 +1108,7 @@ export interface components {
              * @default model
              * @constant
              */
-            object: "model";
+            object?: "model";
             /** Owned By */
             owned_by: string;
             /** Parent */
@@ -1121,7 +1121,7 @@ export interface components {
              * @default rate_limits
              * @constant
              */
-            object: "rate_limits";
+            object?: "rate_limits";
             /** Requests Per Minute */
             requests_per_minute: number;
             /** Tokens Per Minute */
@@ -1143,7 +1143,7 @@ export interface components {
              * Object
              * @default tenant
              */
-            object: string;
+            object?: string;
         };
         /** UploadComplete */
         UploadComplete: {
@@ -1174,7 +1174,7 @@ export interface components {
              * @default upload.part
              * @constant
              */
-            object: "upload.part";
+            object?: "upload.part";
             /** Upload Id */
             upload_id: string;
         };
@@ -1196,7 +1196,7 @@ export interface components {
              * @default upload
              * @constant
              */
-            object: "upload";
+            object?: "upload";
             /** Purpose */
             purpose: string;
             /**
@@ -1230,7 +1230,7 @@ export interface components {
              * @default usage.daily
              * @constant
              */
-            object: "usage.daily";
+            object?: "usage.daily";
             /** Prompt Tokens */
             prompt_tokens: number;
             /** Requests */
@@ -1251,13 +1251,13 @@ export interface components {
              * Has More
              * @default false
              */
-            has_more: boolean;
+            has_more?: boolean;
             /**
              * Object
              * @default list
              * @constant
              */
-            object: "list";
+            object?: "list";
             /**
              * Start Date
              * Format: date
@@ -1271,22 +1271,22 @@ export interface components {
              * Completion Tokens
              * @default 0
              */
-            completion_tokens: number;
+            completion_tokens?: number;
             /**
              * Prompt Tokens
              * @default 0
              */
-            prompt_tokens: number;
+            prompt_tokens?: number;
             /**
              * Requests
              * @default 0
              */
-            requests: number;
+            requests?: number;
             /**
              * Total Tokens
              * @default 0
              */
-            total_tokens: number;
+            total_tokens?: number;
         };
         /** ValidationError */
         ValidationError: {

@@ -14,7 +14,7 @@ export interface ApiErrorBody {
 }
 
 export interface ListResponse<T> {
-  object: string;
+  object?: string;
   data: T[];
   has_more: boolean;
   first_id?: string | null;

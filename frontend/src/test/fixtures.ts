@@ -1,7 +1,8 @@
 import type { Adapter, Alias, FineTuningJob, JobEvent } from "../api";
 
+/** A job as the API returns it (fields the pages do not read may be missing). */
 export function makeJob(status: string, patch: Partial<FineTuningJob> = {}): FineTuningJob {
-  return {
+  const job = {
     id: "ftjob-1",
     object: "fine_tuning.job",
     model: "SmolLM2-135M-Instruct",
@@ -22,6 +23,7 @@ export function makeJob(status: string, patch: Partial<FineTuningJob> = {}): Fin
     integrations: [],
     ...patch,
   };
+  return job as FineTuningJob;
 }
 
 export function metricsEvent(step: number, train: number, valid?: number, at = 1_700_000_000 + step * 10): JobEvent {
