@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 VLLM_VENV := .venv-vllm
 MODEL_DIR := var/models/SmolLM2-135M-Instruct
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: setup up test test-fast lint frontend models clean
 
-setup: $(VENV)/.installed $(VLLM_VENV)/.installed $(MODEL_DIR)/loraplex-model.json frontend/dist/index.html
+setup: $(VENV)/.installed $(VLLM_VENV)/.installed $(MODEL_DIR)/loraplex-model.json frontend/dist/index.html $(CHROMIUM)
 
 # torch is pinned first so pip takes the local CPU wheel instead of a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -30,7 +31,11 @@ $(MODEL_DIR)/loraplex-model.json: $(VENV)/.installed
 	$(VENV)/bin/loraplex models pull
 
 frontend/dist/index.html: $(shell find frontend/src -type f 2>/dev/null) frontend/package.json frontend/package-lock.json
-	cd frontend && npm ci --no-audit --no-fund && npm run build
+	cd frontend && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund && npm run build
+
+# The browser test (tests/e2e/test_ui.py, Playwright) drives Debian's chromium: no download.
+$(CHROMIUM):
+	apt-get update && apt-get install -y --no-install-recommends chromium
 
 frontend: frontend/dist/index.html
 models: $(MODEL_DIR)/loraplex-model.json

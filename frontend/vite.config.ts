@@ -23,5 +23,7 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     restoreMocks: true,
+    // Typing with user-event is slow on a busy 2-core machine.
+    testTimeout: 30_000,
   },
 });

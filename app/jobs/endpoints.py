@@ -1,9 +1,10 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sse_starlette import EventSourceResponse
 
 from app.auth.dependencies import CurrentTenant, SessionDep
-from app.jobs import repository, service
+from app.jobs import live, repository, service
 from app.jobs.schemas import CheckpointPublic, EventPublic, JobCreate, JobPublic
 from app.kit.pagination import ListPage
 
@@ -34,8 +35,20 @@ def cancel_job(tenant: CurrentTenant, session: SessionDep, fine_tuning_job_id: s
     return JobPublic.of(service.cancel(session, tenant, fine_tuning_job_id))
 
 
+EVENT_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "With `stream=true`: server-sent events, oldest first. `event: job` "
+        "carries the job object on every status change; unnamed events carry one job event "
+        "each (`id:` is its id). The stream ends when the job is terminal.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
 @router.get(
-    "/v1/fine_tuning/jobs/{fine_tuning_job_id}/events", response_model=ListPage[EventPublic]
+    "/v1/fine_tuning/jobs/{fine_tuning_job_id}/events",
+    response_model=ListPage[EventPublic],
+    responses=EVENT_STREAM_DOC,
 )
 def list_events(
     tenant: CurrentTenant,
@@ -43,7 +56,12 @@ def list_events(
     fine_tuning_job_id: str,
     after: str | None = None,
     limit: Limit = 20,
-) -> ListPage[EventPublic]:
+    stream: bool = False,
+) -> ListPage[EventPublic] | EventSourceResponse:
+    if stream:
+        return EventSourceResponse(
+            live.event_stream(session, tenant, fine_tuning_job_id, after), ping=15
+        )
     job = service.get(session, tenant, fine_tuning_job_id)
     rows, has_more = repository.events_page(session, tenant.id, job.id, after, limit)
     return ListPage(data=[EventPublic.of(e) for e in rows], has_more=has_more)

@@ -176,3 +176,19 @@ def compare_and_set_status(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def events_since(
+    session: Session, tenant_id: str, job_id: str, after: str
+) -> tuple[FineTuningJob | None, list[JobEvent]]:
+    """The job and its events with an id above `after`, oldest first. The job is read first,
+    so every event committed before a terminal status is in the same answer."""
+    job = session.scalars(
+        scoped(FineTuningJob, tenant_id).where(FineTuningJob.id == job_id)
+    ).first()
+    stmt = (
+        scoped(JobEvent, tenant_id)
+        .where(JobEvent.job_id == job_id, JobEvent.id > after)
+        .order_by(JobEvent.id.asc())
+    )
+    return job, list(session.scalars(stmt))

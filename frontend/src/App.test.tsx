@@ -1,9 +1,8 @@
-import { render, screen, within } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { App } from "./App";
-import { RouterProvider } from "./router";
-import { jsonResponse, mockFetch } from "./test/helpers";
+import { jsonResponse, mockFetch, renderWithProviders } from "./test/helpers";
 
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -17,11 +16,7 @@ describe("App", () => {
       if (url === "/v1/files") return jsonResponse({ object: "list", data: [], has_more: false });
       return jsonResponse({ error: { message: "nope", type: "x", param: null, code: null } }, 404);
     });
-    render(
-      <RouterProvider>
-        <App />
-      </RouterProvider>,
-    );
+    renderWithProviders(<App />);
 
     await userEvent.type(screen.getByLabelText("API key"), "lpx-good");
     await userEvent.click(screen.getByRole("button", { name: "Sign in" }));

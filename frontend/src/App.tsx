@@ -1,3 +1,4 @@
+import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useRef, useState, type ReactElement } from "react";
 import {
   clearApiKey,
@@ -13,9 +14,11 @@ import { Loading } from "./components/States";
 import { DatasetsPage } from "./pages/DatasetsPage";
 import { FineTunesPage } from "./pages/FineTunesPage";
 import { JobDetailPage } from "./pages/JobDetailPage";
+import { ModelsPage } from "./pages/ModelsPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 import { PlaygroundPage } from "./pages/PlaygroundPage";
 import { SignInPage } from "./pages/SignInPage";
+import { UsagePage } from "./pages/UsagePage";
 import { matchPath, useRouter } from "./router";
 
 type Auth =
@@ -58,6 +61,19 @@ function resolveRoute(pathname: string): Route {
       element: <JobDetailPage key={jobId} jobId={jobId} />,
     };
   }
+  if (matchPath("/models", pathname)) {
+    return { page: "models", section: "models", element: <ModelsPage adapterId={null} /> };
+  }
+  if ((params = matchPath("/models/:adapterId", pathname))) {
+    return {
+      page: "models",
+      section: "models",
+      element: <ModelsPage adapterId={params.adapterId ?? null} />,
+    };
+  }
+  if (matchPath("/usage", pathname)) {
+    return { page: "usage", section: "usage", element: <UsagePage /> };
+  }
   if (matchPath("/playground", pathname)) {
     return { page: "playground", section: "playground", element: <PlaygroundPage /> };
   }
@@ -68,6 +84,7 @@ export function App() {
   const { location, navigate } = useRouter();
   const [auth, setAuth] = useState<Auth>(initialAuth);
   const [checkTick, setCheckTick] = useState(0);
+  const queryClient = useQueryClient();
 
   // Restore a session from a key kept in this tab.
   useEffect(() => {
@@ -102,9 +119,10 @@ export function App() {
     () =>
       onUnauthorized((err) => {
         clearApiKey();
+        queryClient.clear();
         setAuth({ state: "signed-out", notice: `You were signed out: ${err.message}` });
       }),
-    [],
+    [queryClient],
   );
 
   const signIn = useCallback(
@@ -118,8 +136,10 @@ export function App() {
 
   const signOut = useCallback(() => {
     clearApiKey();
+    // Nothing fetched with this key may show after the next sign-in.
+    queryClient.clear();
     setAuth({ state: "signed-out", notice: "You have signed out." });
-  }, []);
+  }, [queryClient]);
 
   useEffect(() => {
     if (auth.state === "signed-in" && location.pathname === "/") {

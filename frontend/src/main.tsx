@@ -1,6 +1,8 @@
+import { QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
+import { makeQueryClient } from "./lib/queryClient";
 import { RouterProvider } from "./router";
 import "./styles.css";
 
@@ -9,8 +11,10 @@ if (!root) throw new Error("Missing #root element");
 
 createRoot(root).render(
   <StrictMode>
-    <RouterProvider>
-      <App />
-    </RouterProvider>
+    <QueryClientProvider client={makeQueryClient()}>
+      <RouterProvider>
+        <App />
+      </RouterProvider>
+    </QueryClientProvider>
   </StrictMode>,
 );

@@ -2,6 +2,12 @@ import { ApiError, errorFromBody, rawRequest } from "./client";
 import { createSseParser } from "./sse";
 import type { ChatCompletionChunk, ChatMessage } from "./types";
 
+/** What the stream says about itself: the completion id (for feedback), the model. */
+export interface ChatStreamMeta {
+  id: string;
+  model: string;
+}
+
 export interface ChatRequest {
   model: string;
   messages: ChatMessage[];
@@ -16,6 +22,7 @@ export interface ChatRequest {
 export async function* streamChatCompletion(
   body: ChatRequest,
   signal?: AbortSignal,
+  onMeta?: (meta: ChatStreamMeta) => void,
 ): AsyncGenerator<string, void, undefined> {
   const res = await rawRequest("/v1/chat/completions", {
     method: "POST",
@@ -30,6 +37,7 @@ export async function* streamChatCompletion(
   const queue: string[] = [];
   let done = false;
   let failure: ApiError | null = null;
+  let meta: ChatStreamMeta | null = null;
 
   const parser = createSseParser((data) => {
     if (done || failure) return;
@@ -48,6 +56,10 @@ export async function* streamChatCompletion(
       return;
     }
     const chunk = parsed as ChatCompletionChunk;
+    if (!meta && chunk.id) {
+      meta = { id: chunk.id, model: chunk.model };
+      onMeta?.(meta);
+    }
     const text = chunk.choices?.[0]?.delta?.content;
     if (text) queue.push(text);
   });

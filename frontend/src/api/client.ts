@@ -1,5 +1,5 @@
-// The low-level HTTP client: API key storage, auth header, JSON and error handling.
-// Endpoint modules (files.ts, jobs.ts, …) build on `request`.
+// API key storage, error handling, and `rawRequest` for the streaming routes (chat, job
+// events); everything else goes through the typed client in http.ts.
 
 import type { ApiErrorBody } from "./types";
 
@@ -168,13 +168,4 @@ export async function rawRequest(path: string, opts: RequestOptions = {}): Promi
     throw err;
   }
   return res;
-}
-
-export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
-  const res = await rawRequest(path, opts);
-  try {
-    return (await res.json()) as T;
-  } catch {
-    throw new ApiError("The server sent a response that could not be read.", res.status);
-  }
 }

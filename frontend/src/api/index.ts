@@ -10,9 +10,28 @@ export {
   setApiKey,
 } from "./client";
 export { getMe } from "./me";
-export { getFileReport, listFiles, uploadFile } from "./files";
+export { getFileReport, listFiles, uploadFile, MULTIPART_THRESHOLD, PART_BYTES } from "./files";
 export type { UploadHandle, UploadProgress } from "./files";
-export { cancelJob, createJob, getJob, listJobEvents, listJobs } from "./jobs";
-export { isFineTuned, listModels } from "./models";
+export {
+  cancelJob,
+  createJob,
+  followJobEvents,
+  getJob,
+  listCheckpoints,
+  listJobEvents,
+  listJobs,
+} from "./jobs";
+export {
+  getDrift,
+  getFileContent,
+  getUsage,
+  isFineTuned,
+  listAdapters,
+  listAliases,
+  listModels,
+  promoteAlias,
+  rollbackAlias,
+  sendFeedback,
+} from "./models";
 export { streamChatCompletion } from "./chat";
-export type { ChatRequest } from "./chat";
+export type { ChatRequest, ChatStreamMeta } from "./chat";

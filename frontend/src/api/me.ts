@@ -1,7 +1,8 @@
-import { request } from "./client";
+import { api, call } from "./http";
 import type { Tenant } from "./types";
 
 /** The tenant the key belongs to. Pass `apiKey` to check a key before storing it. */
 export function getMe(opts: { apiKey?: string; signal?: AbortSignal } = {}): Promise<Tenant> {
-  return request<Tenant>("/v1/me", opts);
+  const headers = opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : undefined;
+  return call(api.GET("/v1/me", { headers, signal: opts.signal }), { keyGiven: Boolean(opts.apiKey) });
 }

@@ -20,3 +20,15 @@ describe("createSseParser", () => {
     expect(got).toEqual(["one\ntwo"]);
   });
 });
+
+describe("createSseParser event names", () => {
+  it("passes each event's name, 'message' when none is given", () => {
+    const got: [string, string][] = [];
+    const p = createSseParser((d, e) => got.push([e, d]));
+    p.push('event: job\ndata: {"status":"running"}\n\ndata: {"id":"e1"}\n\n');
+    expect(got).toEqual([
+      ["job", '{"status":"running"}'],
+      ["message", '{"id":"e1"}'],
+    ]);
+  });
+});

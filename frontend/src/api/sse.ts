@@ -1,5 +1,5 @@
-// A small Server-Sent Events parser (the subset chat completions use: `data:` fields).
-// Feed it text as it arrives; it calls `onData` once per complete event.
+// A small Server-Sent Events parser (`event:` and `data:` fields). Feed it text as it
+// arrives; it calls `onData` once per complete event, with the event's name.
 
 export interface SseParser {
   push(text: string): void;
@@ -7,13 +7,15 @@ export interface SseParser {
   end(): void;
 }
 
-export function createSseParser(onData: (data: string) => void): SseParser {
+export function createSseParser(onData: (data: string, event: string) => void): SseParser {
   let buffer = "";
   let dataLines: string[] = [];
+  let eventName = "message";
 
   const dispatch = () => {
-    if (dataLines.length > 0) onData(dataLines.join("\n"));
+    if (dataLines.length > 0) onData(dataLines.join("\n"), eventName);
     dataLines = [];
+    eventName = "message";
   };
 
   const handleLine = (line: string) => {
@@ -27,6 +29,7 @@ export function createSseParser(onData: (data: string) => void): SseParser {
     let value = colon === -1 ? "" : line.slice(colon + 1);
     if (value.startsWith(" ")) value = value.slice(1);
     if (field === "data") dataLines.push(value);
+    else if (field === "event") eventName = value || "message";
   };
 
   return {

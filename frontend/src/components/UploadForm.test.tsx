@@ -1,4 +1,4 @@
-import { act, fireEvent, render, screen } from "@testing-library/react";
+import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { setApiKey } from "../api";
@@ -131,11 +131,17 @@ describe("UploadForm", () => {
     render(<UploadForm />);
     const zone = screen.getByText(/Drop a file here/).closest(".dropzone") as HTMLElement;
     const file = new File(["{}"], "dropped.jsonl");
-    fireEvent.dragOver(zone, { dataTransfer: { files: [file], dropEffect: "none" } });
-    expect(zone).toHaveClass("dropzone-active");
-    fireEvent.drop(zone, { dataTransfer: { files: [file] } });
+    const dataTransfer = {
+      files: [file],
+      items: [{ kind: "file", type: "", getAsFile: () => file }],
+      types: ["Files"],
+      dropEffect: "none",
+    };
+    fireEvent.dragEnter(zone, { dataTransfer });
+    await waitFor(() => expect(zone).toHaveClass("dropzone-active"));
+    fireEvent.drop(zone, { dataTransfer });
+    await waitFor(() => expect(screen.getByText(/Selected:/)).toHaveTextContent("dropped.jsonl"));
     expect(zone).not.toHaveClass("dropzone-active");
-    expect(screen.getByText(/Selected:/)).toHaveTextContent("dropped.jsonl");
 
     await userEvent.click(screen.getByRole("button", { name: "Upload" }));
     expect(((FakeXhr.last as FakeXhr).body?.get("file") as File).name).toBe("dropped.jsonl");

@@ -1,5 +1,7 @@
-// Upload a training file: a file input inside a drag-and-drop zone, with a real progress bar.
-import { useEffect, useId, useRef, useState, type DragEvent, type FormEvent } from "react";
+// Upload a training file: a file input inside a drag-and-drop zone (react-dropzone), with a
+// real progress bar; big files go up in parts through the Uploads API.
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { useDropzone } from "react-dropzone";
 import {
   errorMessage,
   isAbortError,
@@ -22,7 +24,6 @@ export function UploadForm({ onUploaded }: { onUploaded?: (file: FileObject) => 
   const inputRef = useRef<HTMLInputElement>(null);
   const handleRef = useRef<UploadHandle | null>(null);
   const [file, setFile] = useState<File | null>(null);
-  const [dragging, setDragging] = useState(false);
   const [phase, setPhase] = useState<Phase>({ kind: "idle" });
 
   // Abandon an upload in flight if the page goes away.
@@ -35,19 +36,16 @@ export function UploadForm({ onUploaded }: { onUploaded?: (file: FileObject) => 
     setPhase({ kind: "idle" });
   };
 
-  const onDrop = (e: DragEvent<HTMLDivElement>) => {
-    e.preventDefault();
-    setDragging(false);
-    if (uploading) return;
-    const dropped = e.dataTransfer.files?.[0];
-    if (dropped) choose(dropped);
-  };
-
-  const onDragOver = (e: DragEvent<HTMLDivElement>) => {
-    e.preventDefault();
-    e.dataTransfer.dropEffect = uploading ? "none" : "copy";
-    if (!dragging) setDragging(true);
-  };
+  // The zone takes drops only; the labelled file input inside it stays the keyboard path.
+  const { getRootProps, isDragActive } = useDropzone({
+    onDrop: (accepted) => {
+      if (accepted[0]) choose(accepted[0]);
+    },
+    multiple: false,
+    noClick: true,
+    noKeyboard: true,
+    disabled: uploading,
+  });
 
   const onSubmit = async (e: FormEvent) => {
     e.preventDefault();
@@ -98,19 +96,15 @@ export function UploadForm({ onUploaded }: { onUploaded?: (file: FileObject) => 
   return (
     <form className="upload-form" onSubmit={onSubmit} aria-busy={uploading}>
       <div
-        className={`dropzone${dragging ? " dropzone-active" : ""}`}
-        onDragEnter={onDragOver}
-        onDragOver={onDragOver}
-        onDragLeave={(e) => {
-          if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setDragging(false);
-        }}
-        onDrop={onDrop}
+        {...getRootProps({ className: `dropzone${isDragActive ? " dropzone-active" : ""}` })}
+        tabIndex={undefined}
+        role={undefined}
       >
         <label htmlFor={inputId} className="dropzone-label">
           Training file
         </label>
         <p id={hintId} className="hint">
-          Drop a file here or choose one. Usually JSON Lines (.jsonl), one example per line.
+          Drop a file here or choose one. Usually JSON Lines (.jsonl), one example per line; big files are sent in parts.
         </p>
         <input
           ref={inputRef}

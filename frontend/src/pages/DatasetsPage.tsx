@@ -1,27 +1,23 @@
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef } from "react";
-import {
-  getFileReport,
-  listFiles,
-  type FileObject,
-  type FileReport,
-  type FileReportBody,
-} from "../api";
+import { getFileReport, listFiles, type FileObject } from "../api";
+import { DatasetReport } from "../components/DatasetReport";
 import { StatusBadge } from "../components/StatusBadge";
 import { Empty, ErrorMessage, Loading } from "../components/States";
 import { UploadForm } from "../components/UploadForm";
-import { useApi } from "../hooks/useApi";
 import { usePageTitle } from "../hooks/usePageTitle";
-import { formatBytes, formatNumber, formatTimestamp, isoTimestamp } from "../lib/format";
+import { formatBytes, formatTimestamp, isoTimestamp } from "../lib/format";
 import { Link } from "../router";
 
 const POLL_MS = 2000;
-const MAX_ERRORS_SHOWN = 500;
 
 export function DatasetsPage({ fileId }: { fileId: string | null }) {
   usePageTitle("Datasets");
-  const files = useApi((signal) => listFiles(signal), [], {
+  const files = useQuery({
+    queryKey: ["files"],
+    queryFn: ({ signal }) => listFiles(signal),
     // Keep refreshing while a file is still being validated.
-    poll: (list) => (list.data.some((f) => f.status === "uploaded") ? POLL_MS : null),
+    refetchInterval: (q) => (q.state.data?.data.some((f) => f.status === "uploaded") ? POLL_MS : false),
   });
   const list = files.data?.data ?? [];
   const selected = fileId ? list.find((f) => f.id === fileId) : undefined;
@@ -29,22 +25,22 @@ export function DatasetsPage({ fileId }: { fileId: string | null }) {
   return (
     <div className="page">
       <h1 tabIndex={-1}>Datasets</h1>
-      <p className="lede">Upload training data, then check its validation report.</p>
+      <p className="lede">Upload training data, then check its quality report.</p>
 
       <section className="card" aria-labelledby="upload-heading">
         <h2 id="upload-heading">Upload a training file</h2>
-        <UploadForm onUploaded={() => files.reload()} />
+        <UploadForm onUploaded={() => void files.refetch()} />
       </section>
 
       <div className="split">
         <section className="card" aria-labelledby="files-heading">
           <h2 id="files-heading">Your files</h2>
           {files.error && files.data ? (
-            <ErrorMessage error={files.error} title="Could not refresh files." onRetry={files.reload} />
+            <ErrorMessage error={files.error} title="Could not refresh files." onRetry={() => void files.refetch()} />
           ) : null}
           {files.data === undefined ? (
             files.error ? (
-              <ErrorMessage error={files.error} title="Could not load files." onRetry={files.reload} />
+              <ErrorMessage error={files.error} title="Could not load files." onRetry={() => void files.refetch()} />
             ) : (
               <Loading label="Loading files…" />
             )
@@ -67,10 +63,10 @@ export function DatasetsPage({ fileId }: { fileId: string | null }) {
           ) : (
             <>
               <h2 id="report-heading" tabIndex={-1}>
-                Validation report
+                Quality report
               </h2>
               <Empty title="No file selected.">
-                <p>Choose a file in the list to see its validation report.</p>
+                <p>Choose a file in the list to see its quality report.</p>
               </Empty>
             </>
           )}
@@ -109,9 +105,19 @@ function FileReportPanel({
   filesLoaded: boolean;
 }) {
   const headingRef = useRef<HTMLHeadingElement>(null);
-  const report = useApi((signal) => getFileReport(fileId, signal), [fileId], {
-    poll: (r) => (r.status === "uploaded" ? POLL_MS : null),
+  const report = useQuery({
+    queryKey: ["file-report", fileId],
+    queryFn: ({ signal }) => getFileReport(fileId, signal),
+    refetchInterval: (q) => (q.state.data?.status === "uploaded" ? POLL_MS : false),
   });
+  const queryClient = useQueryClient();
+  const reportStatus = report.data?.status;
+  // The file's own status changes with its report: refresh the list at once.
+  useEffect(() => {
+    if (reportStatus && reportStatus !== "uploaded" && file?.status === "uploaded") {
+      void queryClient.invalidateQueries({ queryKey: ["files"] });
+    }
+  }, [reportStatus, file?.status, queryClient]);
 
   // Bring the report into view and focus when a file is chosen.
   useEffect(() => {
@@ -155,12 +161,16 @@ function FileReportPanel({
 
       {report.data === undefined ? (
         report.error ? (
-          <ErrorMessage error={report.error} title="Could not load the report." onRetry={report.reload} />
+          <ErrorMessage
+            error={report.error}
+            title="Could not load the report."
+            onRetry={() => void report.refetch()}
+          />
         ) : (
           <Loading label="Loading report…" />
         )
       ) : (
-        <ReportBody report={report.data} />
+        <DatasetReport report={report.data} />
       )}
 
       {file?.status === "processed" || report.data?.status === "processed" ? (
@@ -174,109 +184,3 @@ function FileReportPanel({
   );
 }
 
-/** Lets long snake_case codes wrap after underscores on narrow screens. */
-function BreakableCode({ text }: { text: string }) {
-  const parts = String(text ?? "").split("_");
-  return (
-    <>
-      {parts.map((part, i) => (
-        <span key={i}>
-          {part}
-          {i < parts.length - 1 ? (
-            <>
-              _<wbr />
-            </>
-          ) : null}
-        </span>
-      ))}
-    </>
-  );
-}
-
-const KNOWN_KEYS = new Set(["format", "rows", "errors", "error_count"]);
-
-function humanize(key: string): string {
-  const s = key.replace(/_/g, " ");
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-function ReportBody({ report }: { report: FileReport }) {
-  if (report.status === "uploaded") {
-    return <Loading label="Validating the file… the report appears here when it is done." />;
-  }
-  const body: FileReportBody | null = report.report;
-  if (!body) {
-    return <Empty title="No report for this file." />;
-  }
-  const errors = body.errors ?? [];
-  const errorCount = body.error_count ?? errors.length;
-  const extras = Object.entries(body).filter(
-    ([k, v]) =>
-      !KNOWN_KEYS.has(k) && (typeof v === "string" || typeof v === "number" || typeof v === "boolean"),
-  );
-
-  return (
-    <div className="report">
-      <dl className="facts">
-        <div>
-          <dt>Format</dt>
-          <dd>{body.format ?? "Unknown"}</dd>
-        </div>
-        <div>
-          <dt>Rows</dt>
-          <dd>{formatNumber(body.rows ?? null)}</dd>
-        </div>
-        <div>
-          <dt>Errors</dt>
-          <dd>{formatNumber(errorCount)}</dd>
-        </div>
-        {extras.map(([k, v]) => (
-          <div key={k}>
-            <dt>{humanize(k)}</dt>
-            <dd>{typeof v === "number" ? formatNumber(v, Number.isInteger(v) ? 0 : 2) : String(v)}</dd>
-          </div>
-        ))}
-      </dl>
-
-      {errors.length === 0 ? (
-        errorCount > 0 ? (
-          <p>{formatNumber(errorCount)} problems were found, but no details were reported.</p>
-        ) : (
-          <p className="state state-success">No problems found.</p>
-        )
-      ) : (
-        <>
-          <h3>Errors by line</h3>
-          <div className="table-scroll" tabIndex={0} role="region" aria-label="Errors by line">
-            <table className="table">
-              <thead>
-                <tr>
-                  <th scope="col">Line</th>
-                  <th scope="col">Code</th>
-                  <th scope="col">Message</th>
-                </tr>
-              </thead>
-              <tbody>
-                {errors.slice(0, MAX_ERRORS_SHOWN).map((e, i) => (
-                  <tr key={`${e.line}-${e.code}-${i}`}>
-                    <td className="num">{e.line ?? "—"}</td>
-                    <td className="mono">
-                      <BreakableCode text={e.code} />
-                    </td>
-                    <td>{e.message}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          {errorCount > Math.min(errors.length, MAX_ERRORS_SHOWN) ? (
-            <p className="hint">
-              Showing {formatNumber(Math.min(errors.length, MAX_ERRORS_SHOWN))} of{" "}
-              {formatNumber(errorCount)} errors.
-            </p>
-          ) : null}
-        </>
-      )}
-    </div>
-  );
-}

@@ -1,30 +1,44 @@
+import { useQuery } from "@tanstack/react-query";
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import {
   ApiError,
   createJob,
   errorMessage,
+  getFileReport,
   isFineTuned,
   isTerminalStatus,
   listFiles,
   listJobs,
   listModels,
-  type CreateJobHyperparameters,
   type FineTuningJob,
+  type Hyperparameters,
 } from "../api";
 import { StatusBadge } from "../components/StatusBadge";
 import { Empty, ErrorMessage, Loading } from "../components/States";
-import { useApi } from "../hooks/useApi";
 import { usePageTitle } from "../hooks/usePageTitle";
-import { formatTimestamp, isoTimestamp } from "../lib/format";
+import { formatDuration, formatNumber, formatTimestamp, isoTimestamp } from "../lib/format";
 import { Link, useRouter, useSearchParam } from "../router";
 
 const LIST_POLL_MS = 5000;
-const ADVANCED_FIELDS = ["n_epochs", "lora_r", "batch_size", "learning_rate_multiplier"];
+const ADVANCED_FIELDS = [
+  "n_epochs",
+  "lora_r",
+  "lora_alpha",
+  "batch_size",
+  "learning_rate_multiplier",
+  "max_seq_length",
+];
+// The server's defaults (docs/api.md, "Hyperparameters"), shown as placeholders.
+export const DEFAULT_EPOCHS = 3;
+const BASE_LEARNING_RATE = 2e-4;
 
 export function FineTunesPage() {
   usePageTitle("Fine-tunes");
-  const jobs = useApi((signal) => listJobs(signal), [], {
-    poll: (list) => (list.data.some((j) => !isTerminalStatus(j.status)) ? LIST_POLL_MS : null),
+  const jobs = useQuery({
+    queryKey: ["jobs"],
+    queryFn: ({ signal }) => listJobs(signal),
+    refetchInterval: (q) =>
+      q.state.data?.data.some((j) => !isTerminalStatus(j.status)) ? LIST_POLL_MS : false,
   });
   const list = jobs.data?.data ?? [];
 
@@ -41,11 +55,11 @@ export function FineTunesPage() {
         <section className="card" aria-labelledby="jobs-heading">
           <h2 id="jobs-heading">Jobs</h2>
           {jobs.error && jobs.data ? (
-            <ErrorMessage error={jobs.error} title="Could not refresh jobs." onRetry={jobs.reload} />
+            <ErrorMessage error={jobs.error} title="Could not refresh jobs." onRetry={() => void jobs.refetch()} />
           ) : null}
           {jobs.data === undefined ? (
             jobs.error ? (
-              <ErrorMessage error={jobs.error} title="Could not load jobs." onRetry={jobs.reload} />
+              <ErrorMessage error={jobs.error} title="Could not load jobs." onRetry={() => void jobs.refetch()} />
             ) : (
               <Loading label="Loading jobs…" />
             )
@@ -85,7 +99,7 @@ function JobItem({ job }: { job: FineTuningJob }) {
 function fieldForParam(param: string | null): string | null {
   if (!param) return null;
   const last = param.split(".").pop() ?? param;
-  const known = ["model", "training_file", "suffix", "n_epochs", "lora_r", "batch_size", "learning_rate_multiplier"];
+  const known = ["model", "training_file", "validation_file", "suffix", ...ADVANCED_FIELDS];
   return known.includes(last) ? last : null;
 }
 
@@ -100,14 +114,17 @@ function NewJobForm() {
   const { navigate } = useRouter();
   const preselectedFile = useSearchParam("training_file");
   const id = useId();
-  const models = useApi((signal) => listModels(signal), []);
-  const files = useApi((signal) => listFiles(signal), []);
+  const models = useQuery({ queryKey: ["models"], queryFn: ({ signal }) => listModels(signal) });
+  const files = useQuery({ queryKey: ["files"], queryFn: ({ signal }) => listFiles(signal) });
 
   const [model, setModel] = useState("");
   const [trainingFile, setTrainingFile] = useState(preselectedFile ?? "");
   const [suffix, setSuffix] = useState("");
   const [epochs, setEpochs] = useState("");
   const [loraR, setLoraR] = useState("");
+  const [loraAlpha, setLoraAlpha] = useState("");
+  const [maxLength, setMaxLength] = useState("");
+  const [validationFile, setValidationFile] = useState("");
   const [batchSize, setBatchSize] = useState("");
   const [lrMultiplier, setLrMultiplier] = useState("");
   const [submitting, setSubmitting] = useState(false);
@@ -121,6 +138,14 @@ function NewJobForm() {
     trainingFile && usableFiles.some((f) => f.id === trainingFile)
       ? trainingFile
       : (usableFiles[0]?.id ?? "");
+
+  const report = useQuery({
+    queryKey: ["file-report", chosenFile],
+    queryFn: ({ signal }) => getFileReport(chosenFile, signal),
+    enabled: chosenFile !== "",
+  });
+  const epochsNumber = parseOptionalNumber(epochs) ?? DEFAULT_EPOCHS;
+  const multiplier = parseOptionalNumber(lrMultiplier) ?? 1;
 
   const fieldId = (name: string) => `${id}-${name}`;
   const advancedRef = useRef<HTMLDetailsElement>(null);
@@ -147,12 +172,18 @@ function NewJobForm() {
       setError({ message: "Choose a training file.", field: "training_file" });
       return;
     }
-    const hyperparameters: CreateJobHyperparameters = {};
-    const numbers: [keyof CreateJobHyperparameters, string, string][] = [
+    const hyperparameters: Hyperparameters = {};
+    const numbers: [
+      "n_epochs" | "lora_r" | "lora_alpha" | "batch_size" | "learning_rate_multiplier" | "max_seq_length",
+      string,
+      string,
+    ][] = [
       ["n_epochs", epochs, "Epochs"],
       ["lora_r", loraR, "LoRA rank"],
+      ["lora_alpha", loraAlpha, "LoRA alpha"],
       ["batch_size", batchSize, "Batch size"],
       ["learning_rate_multiplier", lrMultiplier, "Learning rate multiplier"],
+      ["max_seq_length", maxLength, "Max length"],
     ];
     for (const [key, raw, label] of numbers) {
       const n = parseOptionalNumber(raw);
@@ -168,6 +199,7 @@ function NewJobForm() {
       const job = await createJob({
         model: chosenModel,
         training_file: chosenFile,
+        ...(validationFile ? { validation_file: validationFile } : {}),
         ...(suffix.trim() ? { suffix: suffix.trim() } : {}),
         method: { type: "supervised", supervised: { hyperparameters } },
       });
@@ -188,8 +220,8 @@ function NewJobForm() {
         error={failed}
         title="Could not load models and files."
         onRetry={() => {
-          models.reload();
-          files.reload();
+          void models.refetch();
+          void files.refetch();
         }}
       />
     ) : (
@@ -256,6 +288,30 @@ function NewJobForm() {
         )}
       </div>
 
+      {usableFiles.length > 1 ? (
+        <div className="field">
+          <label htmlFor={fieldId("validation_file")}>
+            Validation file <span className="optional">(optional)</span>
+          </label>
+          <select
+            id={fieldId("validation_file")}
+            value={validationFile}
+            onChange={(e) => setValidationFile(e.target.value)}
+            aria-invalid={invalid("validation_file")}
+            aria-describedby={errorFor("validation_file")}
+          >
+            <option value="">None</option>
+            {usableFiles
+              .filter((f) => f.id !== chosenFile)
+              .map((f) => (
+                <option key={f.id} value={f.id}>
+                  {f.filename}
+                </option>
+              ))}
+          </select>
+        </div>
+      ) : null}
+
       <div className="field">
         <label htmlFor={fieldId("suffix")}>
           Suffix <span className="optional">(optional)</span>
@@ -278,7 +334,7 @@ function NewJobForm() {
 
       <details className="advanced" ref={advancedRef}>
         <summary>Advanced</summary>
-        <p className="hint">Leave a field empty to let the server choose.</p>
+        <p className="hint">Leave a field empty to use the default shown.</p>
         <div className="field-grid">
           <NumberField
             id={fieldId("n_epochs")}
@@ -286,9 +342,9 @@ function NewJobForm() {
             value={epochs}
             onChange={setEpochs}
             min={1}
-            max={100}
+            max={50}
             step={1}
-            placeholder="auto"
+            placeholder={String(DEFAULT_EPOCHS)}
             invalid={invalid("n_epochs")}
             describedBy={errorFor("n_epochs")}
           />
@@ -298,11 +354,23 @@ function NewJobForm() {
             value={loraR}
             onChange={setLoraR}
             min={1}
-            max={256}
+            max={64}
             step={1}
-            placeholder="default"
+            placeholder="16"
             invalid={invalid("lora_r")}
             describedBy={errorFor("lora_r")}
+          />
+          <NumberField
+            id={fieldId("lora_alpha")}
+            label="LoRA alpha"
+            value={loraAlpha}
+            onChange={setLoraAlpha}
+            min={1}
+            max={1024}
+            step={1}
+            placeholder={String(2 * (parseOptionalNumber(loraR) || 16))}
+            invalid={invalid("lora_alpha")}
+            describedBy={errorFor("lora_alpha")}
           />
           <NumberField
             id={fieldId("batch_size")}
@@ -312,7 +380,7 @@ function NewJobForm() {
             min={1}
             max={256}
             step={1}
-            placeholder="auto"
+            placeholder="4"
             invalid={invalid("batch_size")}
             describedBy={errorFor("batch_size")}
           />
@@ -323,12 +391,31 @@ function NewJobForm() {
             onChange={setLrMultiplier}
             min={0}
             step={0.1}
-            placeholder="auto"
+            placeholder="1"
             invalid={invalid("learning_rate_multiplier")}
             describedBy={errorFor("learning_rate_multiplier")}
+            hint={`Learning rate ${Number.isFinite(multiplier) ? (BASE_LEARNING_RATE * multiplier).toExponential(1) : "—"} (× ${BASE_LEARNING_RATE.toExponential(0)})`}
+          />
+          <NumberField
+            id={fieldId("max_seq_length")}
+            label="Max length (tokens)"
+            value={maxLength}
+            onChange={setMaxLength}
+            min={16}
+            max={131072}
+            step={1}
+            placeholder="1024"
+            invalid={invalid("max_seq_length")}
+            describedBy={errorFor("max_seq_length")}
           />
         </div>
       </details>
+
+      <Estimate
+        loading={report.isPending && chosenFile !== ""}
+        estimate={report.data?.report?.estimate ?? null}
+        epochs={Number.isFinite(epochsNumber) && epochsNumber > 0 ? epochsNumber : DEFAULT_EPOCHS}
+      />
 
       {error ? (
         <p className="state state-error" role="alert" id={`${id}-error`}>
@@ -363,7 +450,9 @@ function NumberField(props: {
   placeholder?: string;
   invalid?: boolean;
   describedBy?: string;
+  hint?: string;
 }) {
+  const hintId = `${props.id}-hint`;
   return (
     <div className="field">
       <label htmlFor={props.id}>{props.label}</label>
@@ -378,8 +467,51 @@ function NumberField(props: {
         placeholder={props.placeholder}
         onChange={(e) => props.onChange(e.target.value)}
         aria-invalid={props.invalid}
-        aria-describedby={props.describedBy}
+        aria-describedby={[props.describedBy, props.hint ? hintId : undefined].filter(Boolean).join(" ") || undefined}
       />
+      {props.hint ? (
+        <p className="hint" id={hintId}>
+          {props.hint}
+        </p>
+      ) : null}
     </div>
+  );
+}
+
+/** Tokens and time for the chosen file and epochs, from the file report's measured estimate. */
+export function Estimate({
+  estimate,
+  epochs,
+  loading,
+}: {
+  estimate: { tokens_per_epoch: number; tokens_per_second: number; worker_class?: string } | null;
+  epochs: number;
+  loading: boolean;
+}) {
+  let body;
+  if (loading) body = <p className="hint">Estimating…</p>;
+  else if (!estimate) body = <p className="hint">No estimate yet: it appears once the file's report is ready.</p>;
+  else {
+    const tokens = estimate.tokens_per_epoch * epochs;
+    const seconds = tokens / estimate.tokens_per_second;
+    body = (
+      <dl className="facts">
+        <div>
+          <dt>Tokens to train</dt>
+          <dd data-testid="estimate-tokens">{formatNumber(tokens)}</dd>
+        </div>
+        <div>
+          <dt>Expected time</dt>
+          <dd data-testid="estimate-time">{formatDuration(seconds)}</dd>
+        </div>
+      </dl>
+    );
+  }
+  return (
+    <section className="estimate" aria-live="polite" aria-label="Estimate">
+      <h3>Estimate</h3>
+      {body}
+      {estimate?.worker_class ? <p className="hint">Measured on {estimate.worker_class}.</p> : null}
+    </section>
   );
 }

@@ -1,89 +1,88 @@
-import { act, render, screen } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { FineTuningJob, JobEvent } from "../api";
-import { RouterProvider } from "../router";
-import { jsonResponse, mockFetch } from "../test/helpers";
-import { JOB_POLL_MS, JobDetailPage } from "./JobDetailPage";
-
-const job = (status: FineTuningJob["status"]): FineTuningJob => ({
-  id: "ftjob-1",
-  object: "fine_tuning.job",
-  model: "SmolLM2-135M-Instruct",
-  status,
-  created_at: 1_700_000_000,
-  finished_at: status === "succeeded" ? 1_700_000_100 : null,
-  fine_tuned_model: status === "succeeded" ? "ft:SmolLM2-135M-Instruct:acme:bot:ftjob-1" : null,
-  trained_tokens: status === "succeeded" ? 1234 : null,
-  training_file: "file-1",
-  validation_file: null,
-  error: null,
-  hyperparameters: { n_epochs: 1, batch_size: 2, learning_rate_multiplier: 1, lora_r: 8 },
-  estimated_finish: null,
-});
-
-const metrics = (step: number, loss: number): JobEvent => ({
-  id: `ev-${step}`,
-  object: "fine_tuning.job.event",
-  created_at: 1_700_000_000 + step,
-  level: "info",
-  message: `Step ${step}/10`,
-  type: "metrics",
-  data: { step, total_steps: 10, train_loss: loss },
-});
-
-beforeEach(() => {
-  vi.useFakeTimers();
-});
+import { screen, within } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { makeJob, messageEvent, metricsEvent } from "../test/fixtures";
+import { jsonResponse, mockFetch, renderWithProviders, sseResponse } from "../test/helpers";
+import { etaSeconds, JobDetailPage } from "./JobDetailPage";
 
 afterEach(() => {
-  vi.useRealTimers();
   vi.unstubAllGlobals();
 });
 
-const flush = () => act(async () => {
-  await vi.advanceTimersByTimeAsync(0);
+describe("JobDetailPage", () => {
+  it("follows the job's event stream: status, progress, loss curve data, events, checkpoints", async () => {
+    const fetchMock = mockFetch((path, req) => {
+      if (path === "/v1/fine_tuning/jobs/ftjob-1/events") {
+        expect(req.search).toContain("stream=true");
+        return sseResponse([
+          ["job", makeJob("running")],
+          [null, messageEvent("ftevent-0000", "Created fine-tuning job: ftjob-1")],
+          [null, metricsEvent(1, 2.5, 2.7)],
+          [null, metricsEvent(4, 1.25, 1.5)],
+          ["job", makeJob("succeeded")],
+        ]);
+      }
+      if (path === "/v1/fine_tuning/jobs/ftjob-1/checkpoints") {
+        return jsonResponse({
+          object: "list",
+          has_more: false,
+          data: [
+            {
+              id: "ftckpt-1",
+              object: "fine_tuning.job.checkpoint",
+              created_at: 1_700_000_050,
+              fine_tuned_model_checkpoint: "ft:SmolLM2-135M-Instruct:acme:bot:ftjob-1:ckpt-step-10",
+              fine_tuning_job_id: "ftjob-1",
+              metrics: { train_loss: 1.1 },
+              step_number: 10,
+            },
+          ],
+        });
+      }
+      return jsonResponse({ error: { message: "nope", type: "x", param: null, code: null } }, 404);
+    });
+    renderWithProviders(<JobDetailPage jobId="ftjob-1" />);
+
+    expect(await screen.findByRole("heading", { level: 1, name: /ft:SmolLM2-135M-Instruct:acme:bot/ })).toBeInTheDocument();
+    expect(screen.getByText("Succeeded", { selector: ".badge" })).toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Cancel job" })).not.toBeInTheDocument();
+    // The loss curve's data table has both series, by step.
+    const lossTable = await screen.findByRole("region", { name: "Loss by step data" });
+    const rows = within(lossTable).getAllByRole("row");
+    expect(rows.map((r) => r.textContent)).toEqual([
+      "StepTrain lossValidation loss",
+      "12.5002.700",
+      "41.2501.500",
+    ]);
+    expect(screen.getByRole("progressbar", { name: "Training progress" })).toHaveAttribute("aria-valuenow", "4");
+    expect(await screen.findByText("ft:SmolLM2-135M-Instruct:acme:bot:ftjob-1:ckpt-step-10")).toBeInTheDocument();
+    expect(screen.getByText("Created fine-tuning job: ftjob-1")).toBeInTheDocument();
+    const timeline = screen.getByRole("list", { name: "Job status timeline" });
+    expect(within(timeline).getByText("Succeeded").closest("li")).toHaveAttribute("aria-current", "step");
+    // A terminal job's stream is not reopened.
+    const streams = fetchMock.mock.calls.filter(([input]) =>
+      String(input instanceof Request ? input.url : input).includes("/events"),
+    );
+    expect(streams).toHaveLength(1);
+  });
+
+  it("shows the API's error message when the job does not exist", async () => {
+    mockFetch(() =>
+      jsonResponse(
+        { error: { message: "No such fine-tuning job: 'ftjob-x'.", type: "invalid_request_error", param: null, code: "fine_tuning_job_not_found" } },
+        404,
+      ),
+    );
+    renderWithProviders(<JobDetailPage jobId="ftjob-x" />);
+    expect(await screen.findByRole("alert")).toHaveTextContent("No such fine-tuning job: 'ftjob-x'.");
+  });
 });
 
-describe("JobDetailPage", () => {
-  it("shows progress from the latest metrics and polls only until the job is terminal", async () => {
-    let jobCalls = 0;
-    const fetchMock = mockFetch((url) => {
-      if (url.startsWith("/v1/fine_tuning/jobs/ftjob-1/events")) {
-        const events = jobCalls <= 1 ? [metrics(5, 1.1), metrics(4, 1.4)] : [metrics(10, 0.7), metrics(5, 1.1)];
-        return jsonResponse({ object: "list", data: events, has_more: false });
-      }
-      jobCalls += 1;
-      return jsonResponse(job(jobCalls === 1 ? "running" : "succeeded"));
-    });
-
-    render(
-      <RouterProvider>
-        <JobDetailPage jobId="ftjob-1" />
-      </RouterProvider>,
-    );
-    await flush();
-
-    expect(screen.getByRole("progressbar", { name: "Training progress" })).toHaveAttribute(
-      "aria-valuenow",
-      "5",
-    );
-    expect(screen.getByText(/Step 5 of 10 \(50%\)/)).toBeInTheDocument();
-    expect(screen.getByRole("button", { name: "Cancel job" })).toBeInTheDocument();
-    expect(document.querySelector("path.chart-line")).not.toBeNull();
-
-    await act(async () => {
-      await vi.advanceTimersByTimeAsync(JOB_POLL_MS);
-    });
-    expect(screen.getByText("Succeeded")).toBeInTheDocument();
-    expect(screen.getByText(/Step 10 of 10 \(100%\)/)).toBeInTheDocument();
-    expect(screen.queryByRole("button", { name: "Cancel job" })).not.toBeInTheDocument();
-    expect(screen.getByRole("link", { name: "Try it in the Playground" })).toBeInTheDocument();
-
-    const callsWhenDone = fetchMock.mock.calls.length;
-    expect(callsWhenDone).toBe(4);
-    await act(async () => {
-      await vi.advanceTimersByTimeAsync(JOB_POLL_MS * 5);
-    });
-    expect(fetchMock.mock.calls.length).toBe(callsWhenDone);
+describe("etaSeconds", () => {
+  it("extrapolates the pace of the reported steps", () => {
+    // Steps 1 → 4 took 30 s (10 s a step); 6 steps of 10 remain.
+    expect(etaSeconds([metricsEvent(1, 2), metricsEvent(4, 1)])).toBe(60);
+  });
+  it("is unknown with a single step", () => {
+    expect(etaSeconds([metricsEvent(1, 2)])).toBeNull();
   });
 });

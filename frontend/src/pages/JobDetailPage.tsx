@@ -1,22 +1,23 @@
-import { useEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { useMemo, useRef, useState, useEffect, type ReactNode } from "react";
 import {
   cancelJob,
   errorMessage,
-  getJob,
   isTerminalStatus,
-  listJobEvents,
+  listCheckpoints,
   type FineTuningJob,
   type JobEvent,
-  type JobHyperparameters,
   type MetricsData,
 } from "../api";
-import { LossChart } from "../components/LossChart";
+import { LossChart, lossPoints } from "../components/charts/LossChart";
+import { JobTimeline } from "../components/JobTimeline";
 import { ProgressBar } from "../components/ProgressBar";
 import { StatusBadge } from "../components/StatusBadge";
 import { Empty, ErrorMessage, Loading } from "../components/States";
-import { useApi } from "../hooks/useApi";
+import { useJobStream } from "../hooks/useJobStream";
 import { usePageTitle } from "../hooks/usePageTitle";
 import {
+  formatDuration,
   formatLoss,
   formatNumber,
   formatTimestamp,
@@ -25,54 +26,44 @@ import {
 } from "../lib/format";
 import { Link } from "../router";
 
-export const JOB_POLL_MS = 2000;
-const EVENTS_LIMIT = 100;
-
-interface JobSnapshot {
-  job: FineTuningJob;
-  events: JobEvent[];
+function metricsOf(events: readonly JobEvent[]): { at: number; data: Partial<MetricsData> }[] {
+  return events
+    .filter((e) => e.type === "metrics" && e.data && typeof e.data.step === "number")
+    .map((e) => ({ at: e.created_at, data: e.data as Partial<MetricsData> }));
 }
 
 /** The newest metrics event's data, if any (events may come in any order). */
 export function latestMetrics(events: readonly JobEvent[]): Partial<MetricsData> | null {
-  let best: JobEvent | null = null;
-  for (const e of events) {
-    if (e.type !== "metrics" || !e.data) continue;
-    const step = Number((e.data as Record<string, unknown>).step);
-    if (!Number.isFinite(step)) continue;
-    const bestStep = best ? Number((best.data as Record<string, unknown>).step) : -Infinity;
-    if (!best || step > bestStep || (step === bestStep && e.created_at > best.created_at)) best = e;
+  let best: { at: number; data: Partial<MetricsData> } | null = null;
+  for (const m of metricsOf(events)) {
+    const step = m.data.step as number;
+    const bestStep = best ? (best.data.step as number) : -Infinity;
+    if (!best || step > bestStep || (step === bestStep && m.at > best.at)) best = m;
   }
-  return best ? (best.data as Partial<MetricsData>) : null;
+  return best ? best.data : null;
+}
+
+/** Seconds left, from the pace of the steps reported so far; null until two steps are known. */
+export function etaSeconds(events: readonly JobEvent[]): number | null {
+  const points = metricsOf(events).sort((a, b) => (a.data.step as number) - (b.data.step as number));
+  const first = points[0];
+  const last = points[points.length - 1];
+  if (!first || !last || last === first) return null;
+  const total = last.data.total_steps;
+  const steps = (last.data.step as number) - (first.data.step as number);
+  if (typeof total !== "number" || steps <= 0) return null;
+  const perStep = (last.at - first.at) / steps;
+  return Math.max(0, (total - (last.data.step as number)) * perStep);
 }
 
 export function JobDetailPage({ jobId }: { jobId: string }) {
   usePageTitle(`Fine-tune ${jobId}`);
-  // Every event seen so far, by id: each poll returns only the newest EVENTS_LIMIT.
-  const seen = useRef(new Map<string, JobEvent>());
-  const snapshot = useApi<JobSnapshot>(
-    async (signal) => {
-      const [job, events] = await Promise.all([
-        getJob(jobId, signal),
-        listJobEvents(jobId, { limit: EVENTS_LIMIT, signal }),
-      ]);
-      for (const e of events.data) seen.current.set(e.id, e);
-      const all = [...seen.current.values()].sort(
-        (a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1),
-      );
-      return { job, events: all };
-    },
-    [jobId],
-    // Poll only while the job can still change.
-    { poll: ({ job }) => (isTerminalStatus(job.status) ? null : JOB_POLL_MS) },
-  );
-
-  const job = snapshot.data?.job;
+  const stream = useJobStream(jobId);
+  const job = stream.job;
   const headingRef = useRef<HTMLHeadingElement>(null);
   const onCancelled = () => {
     // The cancel button goes away; keep focus on the page instead of losing it.
     headingRef.current?.focus();
-    snapshot.reload();
   };
   // One heading element for the loading and loaded states, so focus placed on it stays there.
   return (
@@ -94,18 +85,19 @@ export function JobDetailPage({ jobId }: { jobId: string }) {
           </div>
         ) : null}
       </div>
-      {snapshot.data === undefined ? (
-        snapshot.error ? (
-          <ErrorMessage error={snapshot.error} title="Could not load this job." onRetry={snapshot.reload} />
+      {job === undefined ? (
+        stream.error ? (
+          <ErrorMessage error={stream.error} title="Could not load this job." onRetry={stream.retry} />
         ) : (
           <Loading label="Loading job…" />
         )
       ) : (
         <JobView
-          job={snapshot.data.job}
-          events={snapshot.data.events}
-          refreshError={snapshot.error}
-          onRetry={snapshot.reload}
+          job={job}
+          events={stream.events}
+          live={stream.live}
+          refreshError={stream.error}
+          onRetry={stream.retry}
         />
       )}
     </div>
@@ -125,16 +117,23 @@ function BackLink() {
 function JobView({
   job,
   events,
+  live,
   refreshError,
   onRetry,
 }: {
   job: FineTuningJob;
   events: JobEvent[];
+  live: boolean;
   refreshError: unknown;
   onRetry: () => void;
 }) {
   const terminal = isTerminalStatus(job.status);
   const metrics = useMemo(() => latestMetrics(events), [events]);
+  const eta = useMemo(() => (terminal ? null : etaSeconds(events)), [events, terminal]);
+  const points = useMemo(
+    () => lossPoints(metricsOf(events).map((m) => m.data)),
+    [events],
+  );
   const step = metrics?.step;
   const total = metrics?.total_steps;
   const hasProgress = typeof step === "number" && typeof total === "number" && total > 0;
@@ -143,7 +142,11 @@ function JobView({
   return (
     <>
       {refreshError ? (
-        <ErrorMessage error={refreshError} title="Could not refresh the job." onRetry={onRetry} />
+        <ErrorMessage
+          error={refreshError}
+          title="Lost the live connection to this job; reconnecting."
+          onRetry={onRetry}
+        />
       ) : null}
 
       {job.status === "failed" && job.error ? (
@@ -167,6 +170,8 @@ function JobView({
 
       <section className="card" aria-labelledby="progress-heading">
         <h2 id="progress-heading">Progress</h2>
+        <JobTimeline job={job} />
+        {live ? <p className="hint live-indicator">Live: updates as training reports them.</p> : null}
         {hasProgress ? (
           <>
             <ProgressBar
@@ -192,21 +197,23 @@ function JobView({
               : `${statusLabel(job.status)}. Progress appears once training starts.`}
           </p>
         )}
-        {!terminal && job.estimated_finish ? (
+        {eta !== null ? (
+          <p className="hint" data-testid="eta">
+            About {formatDuration(eta)} left.
+          </p>
+        ) : !terminal && job.estimated_finish ? (
           <p className="hint">Estimated finish: {formatTimestamp(job.estimated_finish)}</p>
         ) : null}
       </section>
 
       <section className="card" aria-labelledby="loss-heading">
-        <h2 id="loss-heading">Training loss</h2>
-        <LossChart
-          events={events}
-          emptyText={
-            terminal
-              ? "No loss values were reported for this job."
-              : "No loss values yet. The curve appears when training reports its first step."
-          }
-        />
+        <h2 id="loss-heading">Loss</h2>
+        <LossChart points={points} />
+      </section>
+
+      <section className="card" aria-labelledby="checkpoints-heading">
+        <h2 id="checkpoints-heading">Checkpoints</h2>
+        <Checkpoints jobId={job.id} status={job.status} />
       </section>
 
       <section className="card" aria-labelledby="details-heading">
@@ -295,7 +302,54 @@ function CancelJob({ jobId, onCancelled }: { jobId: string; onCancelled: () => v
   );
 }
 
-function hyperparameterRows(hp: JobHyperparameters | null): [string, string][] {
+function Checkpoints({ jobId, status }: { jobId: string; status: string }) {
+  const checkpoints = useQuery({
+    // A new status (running → succeeded) is when new checkpoints are likely.
+    queryKey: ["checkpoints", jobId, status],
+    queryFn: ({ signal }) => listCheckpoints(jobId, signal),
+  });
+  if (checkpoints.isPending) return <Loading label="Loading checkpoints…" />;
+  if (checkpoints.isError) {
+    return (
+      <ErrorMessage
+        error={checkpoints.error}
+        title="Could not load checkpoints."
+        onRetry={() => void checkpoints.refetch()}
+      />
+    );
+  }
+  const rows = checkpoints.data.data;
+  if (rows.length === 0) return <Empty title="No checkpoints yet. One is saved at the end of each epoch." />;
+  return (
+    <div className="table-scroll" tabIndex={0} role="region" aria-label="Checkpoints">
+      <table className="table">
+        <thead>
+          <tr>
+            <th scope="col">Step</th>
+            <th scope="col">Checkpoint</th>
+            <th scope="col">Train loss</th>
+            <th scope="col">Saved</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((c) => {
+            const loss = (c.metrics as { train_loss?: unknown }).train_loss;
+            return (
+              <tr key={c.id}>
+                <td className="num">{c.step_number}</td>
+                <td className="mono break">{c.fine_tuned_model_checkpoint}</td>
+                <td className="num">{typeof loss === "number" ? formatLoss(loss) : "—"}</td>
+                <td>{formatTimestamp(c.created_at)}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function hyperparameterRows(hp: Record<string, unknown> | null): [string, string][] {
   if (!hp) return [];
   const show = (v: unknown): string | null => {
     if (v === null || v === undefined || v === "") return null;
@@ -329,7 +383,14 @@ function JobFacts({ job }: { job: FineTuningJob }) {
       </Link>,
     ],
     ...(job.validation_file
-      ? ([["Validation file", <span className="mono break">{job.validation_file}</span>]] as [
+      ? ([
+          [
+            "Validation file",
+            <Link to={`/datasets/${encodeURIComponent(job.validation_file)}`} className="mono break">
+              {job.validation_file}
+            </Link>,
+          ],
+        ] as [
           string,
           ReactNode,
         ][])

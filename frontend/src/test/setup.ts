@@ -1,5 +1,5 @@
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach } from "vitest";
 
 afterEach(() => {
@@ -9,3 +9,6 @@ afterEach(() => {
 
 // jsdom does not implement scrolling.
 window.scrollTo = () => undefined;
+
+// findBy* waits this long: pages load through several mocked requests.
+configure({ asyncUtilTimeout: 5000 });
