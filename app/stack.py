@@ -20,11 +20,11 @@ from app.config import ROOT, Settings
 BIN = Path(sys.executable).parent
 
 
-def vllm_command(settings: Settings) -> list[str]:
+def vllm_command(settings: Settings, url_: str | None = None) -> list[str]:
     entry = get_base_model(settings.serve_model)
     if entry is None:
         raise SystemExit(f"LORAPLEX_SERVE_MODEL={settings.serve_model} is not in the catalog")
-    url = urlparse(settings.vllm_url)
+    url = urlparse(url_ or settings.vllm_url)
     return [
         str(settings.vllm_python),
         "-m",
@@ -118,10 +118,11 @@ class Stack:
             start_new_session=True,
         )
 
-    def start_vllm(self) -> None:
+    def start_vllm(self, url: str | None = None, name: str = "vllm") -> None:
+        """One vLLM replica at `url` (default: LORAPLEX_VLLM_URL)."""
         self.start(
-            "vllm",
-            vllm_command(self.settings),
+            name,
+            vllm_command(self.settings, url),
             {
                 "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
                 "VLLM_CPU_KVCACHE_SPACE": self.env.get("VLLM_CPU_KVCACHE_SPACE", "2"),
