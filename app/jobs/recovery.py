@@ -69,7 +69,7 @@ def requeue_or_fail(
         job,
         f"{reason}; job requeued to resume from its latest checkpoint "
         f"(attempt {job.attempts + 1} of {max_attempts}).",
-        level="warning",
+        level="warn",
         data={"reason": code, "attempts": job.attempts, "max_attempts": max_attempts},
     )
     enqueue_after_commit(session, TRAIN_TASK, [job.id], GPU_QUEUE)

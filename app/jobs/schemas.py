@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.evals.schemas import DecisionReportCreate
 from app.models import FineTuningJob, JobCheckpoint, JobEvent
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -108,6 +109,9 @@ class JobCreate(BaseModel):
     # exact duplicate rows. What was dropped is recorded in `data_preparation` and the manifest.
     drop_invalid: bool = False
     dedup: bool = False
+    # Extension: the decision report to produce as soon as the job succeeds (the same body as
+    # POST /v1/fine_tuning/jobs/{id}/decision_report): base + prompt against the fine-tune.
+    decision_report: DecisionReportCreate | None = None
 
 
 class JobError(BaseModel):
@@ -139,6 +143,7 @@ class JobPublic(BaseModel):
     user_provided_suffix: str | None = None
     data_options: dict[str, bool]
     data_preparation: dict[str, Any] | None = None
+    decision_report_request: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, job: FineTuningJob) -> "JobPublic":
@@ -164,6 +169,7 @@ class JobPublic(BaseModel):
             user_provided_suffix=job.suffix,
             data_options=job.data_options or {"drop_invalid": False, "dedup": False},
             data_preparation=job.data_preparation,
+            decision_report_request=job.decision_report_request,
         )
 
 

@@ -219,6 +219,11 @@ def create(session: Session, tenant: Tenant, body: JobCreate) -> FineTuningJob:
         _check_method_fits(file, method, param)
     hyperparameters = _resolve_hyperparameters(requested, method, hp_param, parent)
     _check_needs_validation(hyperparameters, body.validation_file)
+    if body.decision_report:
+        from app.evals.service import eval_file  # app.evals builds on jobs: imported late
+
+        for i, file_id in enumerate(body.decision_report.eval_files):
+            eval_file(session, tenant, file_id, param=f"decision_report.eval_files.{i}")
     job_id = new_id("ftjob")
     job = FineTuningJob(
         id=job_id,
@@ -234,6 +239,9 @@ def create(session: Session, tenant: Tenant, body: JobCreate) -> FineTuningJob:
         user_metadata=body.metadata,
         fine_tuned_model=None,
         data_options={"drop_invalid": body.drop_invalid, "dedup": body.dedup},
+        decision_report_request=(
+            body.decision_report.model_dump(mode="json") if body.decision_report else None
+        ),
     )
     repository.add(session, job)
     add_event(session, job, f"Created fine-tuning job: {job.id}")

@@ -38,6 +38,9 @@ class FineTuningJob(Base):
     # what validation found for this job: rows dropped, the final dataset's sha256, token
     # counts with the job's own base model and max_seq_length, the estimate
     data_preparation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # A decision report to produce once the job succeeds (the body of
+    # POST /v1/fine_tuning/jobs/{id}/decision_report), given when the job was created.
+    decision_report_request: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     # Written by the worker running the job; a stale one means that worker is gone.
     heartbeat_at: Mapped[int | None] = mapped_column(default=None)
     # Times a worker has claimed the job; bounded, so a job that kills workers stops.

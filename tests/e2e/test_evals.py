@@ -104,6 +104,9 @@ def world(stack, sdk, tmp_path_factory) -> dict[str, Any]:  # type: ignore[no-un
         _, key = create_tenant(session, f"evals-{secrets.token_hex(3)}")
     api = Api(stack.api_url, key)
     client = sdk(key)
+    eval_file = api.upload(eval_rows(), "evals")
+    # The colour job asks for its decision report up front: it starts when the job succeeds.
+    report_request = {"eval_files": [eval_file], "system_prompt": SYSTEM_PROMPT, "max_tokens": 32}
     jobs = {}
     for key_name in ("colour", "tint"):
         path: Path = tmp_path_factory.mktemp("data") / f"{key_name}.jsonl"
@@ -125,8 +128,8 @@ def world(stack, sdk, tmp_path_factory) -> dict[str, Any]:  # type: ignore[no-un
                     }
                 },
             },
+            extra_body={"decision_report": report_request} if key_name == "colour" else None,
         ).id
-    eval_file = api.upload(eval_rows(), "evals")
     finished = {k: wait_for_job(client, job_id) for k, job_id in jobs.items()}
     for job in finished.values():
         assert job.status == "succeeded", job.error
@@ -136,12 +139,8 @@ def world(stack, sdk, tmp_path_factory) -> dict[str, Any]:  # type: ignore[no-un
 @pytest.fixture(scope="module")
 def decision(world) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     api, job = world["api"], world["jobs"]["colour"]
-    created = api.ok(
-        "POST",
-        f"/v1/fine_tuning/jobs/{job.id}/decision_report",
-        json={"eval_files": [world["eval_file"]], "system_prompt": SYSTEM_PROMPT, "max_tokens": 32},
-    )
-    assert created["status"] == "running" and len(created["runs"]) == 2
+    created = api.ok("GET", f"/v1/fine_tuning/jobs/{job.id}/decision_report")
+    assert len(created["runs"]) == 2 and created["eval_files"] == [world["eval_file"]]
     return api.wait(
         f"/v1/fine_tuning/jobs/{job.id}/decision_report", {"succeeded", "failed"}, timeout=900
     )

@@ -86,7 +86,7 @@ def test_the_sweep_requeues_a_job_whose_worker_went_silent(tenant_id: str) -> No
     assert requeued.status == "queued" and requeued.heartbeat_at is None
     assert job(alive).status == "running"
     last = events(silent)[-1]
-    assert last.level == "warning" and "stopped sending heartbeats" in last.message
+    assert last.level == "warn" and "stopped sending heartbeats" in last.message
     assert "attempt 2 of 2" in last.message
     assert last.data == {"reason": "worker_lost", "attempts": 1, "max_attempts": 2}
     assert repr([silent]) in gpu_queue_jobs()

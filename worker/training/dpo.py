@@ -229,7 +229,7 @@ class DPORecipe:
                 f"Skipped {len(dataset.skipped_line_numbers)} {name} pairs with a reply "
                 f"truncated away at {self.config.max_seq_length} tokens "
                 f"(lines {dataset.skipped_line_numbers[:10]})",
-                level="warning",
+                level="warn",
             )
         expected = (
             self.config.dataset_sha256 if name == "training" else self.config.validation_sha256
@@ -238,7 +238,7 @@ class DPORecipe:
             self.reporter.event(
                 f"The {name} file's sha256 differs from the one given in the config; "
                 "the manifest records the given one",
-                level="warning",
+                level="warn",
             )
         return dataset
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.db import session_scope
+from app.errors import LoraplexError
 from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event, planned_model_name
 from app.kit.ids import new_id, now
@@ -67,6 +68,41 @@ def publish_adapter(job_id: str, attempt: int, workdir: Path, result: dict[str, 
             return
         add_event(session, job, f"New fine-tuned model created: {name}")
         add_event(session, job, "The job has successfully completed.")
+    request_decision_report(job_id)
+
+
+def request_decision_report(job_id: str) -> None:
+    """Queue the decision report the job was created with, now that its adapter exists. A
+    report that cannot be queued (an eval file deleted meanwhile) leaves the job succeeded and
+    says why in an event."""
+    from app.evals import service as evals
+    from app.evals.schemas import DecisionReportCreate
+
+    with session_scope() as session:
+        job = session.get(FineTuningJob, job_id)
+        if job is None or job.status != "succeeded" or not job.decision_report_request:
+            return
+        tenant = session.get(Tenant, job.tenant_id)
+        assert tenant is not None
+        body = DecisionReportCreate(**job.decision_report_request)
+        try:
+            with session.begin_nested():
+                report = evals.create_report(session, tenant, job.id, body)
+        except LoraplexError as exc:
+            add_event(
+                session,
+                job,
+                f"The decision report could not be started: {exc.message}",
+                level="warn",
+            )
+            return
+        add_event(
+            session,
+            job,
+            f"Decision report {report.id} started: base + prompt against the fine-tune on "
+            f"{len(body.eval_files)} eval file(s).",
+            data={"decision_report_id": report.id},
+        )
 
 
 def _results_file(session, job: FineTuningJob) -> File:  # type: ignore[no-untyped-def]

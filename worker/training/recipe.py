@@ -326,7 +326,7 @@ class SFTRecipe:
                 f"Skipped {len(dataset.skipped_line_numbers)} {name} examples with nothing to "
                 f"train on after truncation to {self.config.max_seq_length} tokens or weight 0 "
                 f"(lines {dataset.skipped_line_numbers[:10]})",
-                level="warning",
+                level="warn",
             )
         self._warn_if_sha256_differs(path, name)
         return dataset
@@ -339,7 +339,7 @@ class SFTRecipe:
             self.reporter.event(
                 f"The {name} file's sha256 differs from the one given in the config; "
                 "the manifest records the given one",
-                level="warning",
+                level="warn",
             )
 
     def _setup_optimizer(self) -> torch.optim.Optimizer:
@@ -368,7 +368,7 @@ class SFTRecipe:
             self.reporter.event(
                 f"Checkpoint at step {checkpoint.step} was written by a different configuration "
                 "(seed, data or batch size); training starts over.",
-                level="warning",
+                level="warn",
             )
             shutil.rmtree(root)
             return Progress()

@@ -1558,6 +1558,7 @@ export interface components {
         };
         /** JobCreate */
         JobCreate: {
+            decision_report?: components["schemas"]["DecisionReportCreate"] | null;
             /**
              * Dedup
              * @default false
@@ -1608,6 +1609,10 @@ export interface components {
             };
             /** Data Preparation */
             data_preparation?: {
+                [key: string]: unknown;
+            } | null;
+            /** Decision Report Request */
+            decision_report_request?: {
                 [key: string]: unknown;
             } | null;
             error: components["schemas"]["JobError"] | null;
