@@ -106,20 +106,25 @@ async def closed_loop(
 
 
 async def timed_loop(
-    request: Callable[[int], Awaitable[Sample]], seconds: float, concurrency: int
+    request: Callable[[int], Awaitable[Sample]],
+    seconds: float,
+    concurrency: int,
+    stagger: float = 0.0,
 ) -> tuple[list[Sample], float]:
     """`concurrency` users sending back to back until `seconds` have passed (requests already
-    sent are finished and counted)."""
+    sent are finished and counted); user k starts `k * stagger` seconds late."""
     samples: list[Sample] = []
     deadline = time.perf_counter() + seconds
     sequence = iter(range(10**9))
 
-    async def user() -> None:
+    async def user(k: int) -> None:
+        if stagger:
+            await asyncio.sleep(k * stagger)
         while time.perf_counter() < deadline:
             samples.append(await request(next(sequence)))
 
     started = time.perf_counter()
-    await asyncio.gather(*(user() for _ in range(concurrency)))
+    await asyncio.gather(*(user(k) for k in range(concurrency)))
     return samples, time.perf_counter() - started
 
 

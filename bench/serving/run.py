@@ -5,6 +5,8 @@ vLLM CPU servers started as `loraplex up` starts them, with random-weight LoRA a
 
 Scenarios (all on one machine, compared variants interleaved round by round):
   overhead  gateway vs vLLM directly, base model, closed loop at --concurrency
+  overhead_paired  the same one request at a time, direct and gateway alternating (not in the
+            default list)
   cold      time to first streamed token: an adapter not yet loaded vs a resident one
   rotation  1, 8 and 32 adapters in rotation vs the base model, for every --configs entry
   hotswap   an alias repointed between two adapters every --swap-period s under load
@@ -215,6 +217,36 @@ async def overhead(t: Target, rounds: int, total: int, concurrency: int) -> dict
     }
 
 
+async def overhead_paired(t: Target, pairs: int, max_tokens: int) -> dict[str, Any]:
+    """One request at a time, direct and through the gateway in alternation (which goes first
+    alternates too): the gateway's own cost per request without the engine's queueing."""
+    rows: dict[str, list[float]] = {"direct": [], "gateway": []}
+    failed = 0
+    loads = []
+    for i in range(pairs):
+        order = ["direct", "gateway"] if i % 2 == 0 else ["gateway", "direct"]
+        loads.append(loadgen.load_average()[0])
+        for via in order:
+            http = t.direct if via == "direct" else t.gateway
+            s = await loadgen.post_chat(http, CHAT, chat_body(BASE, max_tokens), via)
+            if s.ok:
+                rows[via].append(s.latency_s)
+            else:
+                failed += 1
+    diffs = sorted(g - d for d, g in zip(rows["direct"], rows["gateway"], strict=False))
+    out: dict[str, Any] = {"pairs": pairs, "max_tokens": max_tokens, "failed": failed}
+    for via, values in rows.items():
+        out[via] = {
+            "p50_ms": loadgen.ms(loadgen.percentile(values, 50)),
+            "p95_ms": loadgen.ms(loadgen.percentile(values, 95)),
+        }
+    out["added_p50_ms"] = round(out["gateway"]["p50_ms"] - out["direct"]["p50_ms"], 1)
+    out["added_p95_ms"] = round(out["gateway"]["p95_ms"] - out["direct"]["p95_ms"], 1)
+    out["median_pair_difference_ms"] = loadgen.ms(loadgen.percentile(diffs, 50))
+    out["load_average_1m"] = [min(loads), max(loads)]
+    return out
+
+
 async def cold(t: Target, fresh: list[dict[str, str]], warm: dict[str, str]) -> dict[str, Any]:
     """One request at a time: a resident adapter, then one never loaded, per fresh adapter."""
     body = {"max_tokens": 16}
@@ -316,7 +348,9 @@ async def hotswap(
 
     la_before = loadgen.load_average()
     swapper = asyncio.create_task(repointer())
-    samples, wall = await loadgen.timed_loop(one, seconds, concurrency)
+    # Staggered starts: when answers take longer than the window (a loaded CPU), the users'
+    # first requests still arrive across several repoints.
+    samples, wall = await loadgen.timed_loop(one, seconds, concurrency, stagger=period / 2)
     stop.set()
     await swapper
     served = {v1["id"]: 0, v2["id"]: 0}
@@ -327,6 +361,7 @@ async def hotswap(
     return {
         **summarize(samples, wall),
         "max_tokens": max_tokens,
+        "stagger_s": period / 2,
         "repoints": len(repoints),
         "repoints_failed": sum(1 for status, _ in repoints if status != 200),
         "answers_by_version": {"v1": served[v1["id"]], "v2": served[v2["id"]], "other": other},
@@ -408,6 +443,8 @@ async def run_scenarios(
         try:
             if name == "overhead":
                 result = await overhead(t, args.rounds, args.requests, args.concurrency)
+            elif name == "overhead_paired":
+                result = await overhead_paired(t, args.pairs, args.pair_max_tokens)
             elif name == "cold":
                 result = await cold(t, fresh, rotating[0])
             elif name == "rotation":
@@ -452,6 +489,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--requests", type=int, default=64, help="requests per closed-loop round")
     p.add_argument("--rounds", type=int, default=4, help="overhead rounds per variant")
+    p.add_argument("--pairs", type=int, default=40, help="overhead_paired: request pairs")
+    p.add_argument("--pair-max-tokens", type=int, default=1)
     p.add_argument("--rotation-rounds", type=int, default=2)
     p.add_argument("--adapter-counts", default="1,8,32")
     p.add_argument("--cold", type=int, default=6, help="adapters measured cold")
