@@ -164,6 +164,12 @@ def render(report: dict[str, Any]) -> str:
             else:
                 out.extend(globals()[name](result))
             out.append("")
+    side_by_side = report.get("side_by_side_rotation")
+    if side_by_side:
+        out.append("### side by side: rotation")
+        for label in side_by_side["by_target"]:
+            out.extend(rotation(label, side_by_side))
+            out.append("")
     return "\n".join(out)
 
 

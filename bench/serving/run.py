@@ -499,6 +499,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--swap-max-tokens", type=int, default=4)
     p.add_argument("--load-seconds", type=float, default=60)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run every --configs entry at once and only the rotation, interleaved across them",
+    )
     return p.parse_args()
 
 
@@ -521,6 +526,9 @@ def main() -> None:
         "vllm_env": {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")},
         "targets": {},
     }
+    if args.side_by_side:
+        run_side_by_side(args, report, path)
+        return
     tenant = None
     for index, (max_loras, max_cpu) in enumerate(parse_configs(args.configs)):
         label = f"loras{max_loras}-cpu{max_cpu}"
@@ -547,6 +555,70 @@ def main() -> None:
         finally:
             stack.stop()
     print(f"wrote {path}")
+
+
+def run_side_by_side(args: argparse.Namespace, report: dict[str, Any], path: Path) -> None:
+    """Every --configs entry running at once, the adapter rotation interleaved across them
+    round by round (needs memory for one vLLM server per entry)."""
+    from bench.serving.adapters import create_bench_tenant
+
+    configs = parse_configs(args.configs)
+    stacks = []
+    try:
+        for max_loras, max_cpu in configs:
+            label = f"loras{max_loras}-cpu{max_cpu}"
+            stacks.append((label, max_loras, max_cpu, start_target(label, max_loras, max_cpu)))
+            report["targets"][label] = {"max_loras": max_loras, "max_cpu_loras": max_cpu}
+        needed = max(int(x) for x in args.adapter_counts.split(",")) + args.cold + 2
+        tenant = create_bench_tenant(BASE, needed, args.seed)
+        for label, _, _, stack in stacks:
+            stack.wait_http(f"api-{label}", stack.api_url + "/healthz", 120)
+            stack.wait_http(f"vllm-{label}", stack.settings.vllm_url + "/health", 900)
+
+        def save(result: dict[str, Any]) -> None:
+            report["side_by_side_rotation"] = result
+            path.write_text(json.dumps(report, indent=1) + "\n")
+
+        asyncio.run(_rotate_side_by_side(args, stacks, tenant, save))
+    finally:
+        for *_, stack in stacks:
+            stack.stop()
+    print(f"wrote {path}")
+
+
+async def _rotate_side_by_side(
+    args: argparse.Namespace, stacks: list[Any], tenant: Any, save: Any
+) -> None:
+    targets = [
+        Target(
+            label,
+            loras,
+            cpu,
+            stack,
+            client(stack.api_url, tenant.key),
+            client(stack.settings.vllm_url),
+        )
+        for label, loras, cpu, stack in stacks
+    ]
+    try:
+        for t in targets:
+            await t.gateway.get("/healthz")
+            await warm_up(t.gateway)
+        counts = [int(x) for x in args.adapter_counts.split(",")]
+        save(
+            await rotation(
+                targets,
+                tenant.adapters[: max(counts)],
+                counts,
+                args.rotation_rounds,
+                args.requests,
+                args.concurrency,
+            )
+        )
+    finally:
+        for t in targets:
+            await t.gateway.aclose()
+            await t.direct.aclose()
 
 
 async def _run(
