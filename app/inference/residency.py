@@ -2,8 +2,10 @@
 evicted — and residency is an LRU whose capacity is the replica's `--max-loras`; eviction
 happens in one place (`AdapterResidency.acquire`). Concurrent first requests for an adapter
 share one load. An adapter is pinned from the moment a request is routed to it until vLLM has
-accepted that request, so it is never evicted in between (vLLM's unload only unregisters the
-name: requests already inside the engine finish with their own copy)."""
+answered it (a plain request) or started streaming the answer (a stream), so it is never
+evicted in between (vLLM's unload only unregisters the name: requests already inside the
+engine finish with their own copy). Pinned adapters are not evicted even when the replica is
+over capacity: under load with many distinct adapters the replica holds capacity + pinned."""
 
 import asyncio
 import logging
