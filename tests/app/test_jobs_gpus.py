@@ -1,8 +1,12 @@
 """`n_gpus` on fine-tuning jobs: recorded with the hyperparameters, range-checked, refused
 for DPO, and the queue a job's train task goes to."""
 
-import pytest
+import json
 
+import pytest
+import redis
+
+from app.config import get_settings
 from app.jobs.recovery import train_queue
 from app.kit.queue import gpu_queue, gpu_queues
 from app.models import FineTuningJob
@@ -71,3 +75,23 @@ def job_with(hyperparameters: dict) -> FineTuningJob:  # type: ignore[type-arg]
 def test_a_job_is_routed_by_its_n_gpus() -> None:
     assert train_queue(job_with({"n_gpus": 2})) == "gpu.2"
     assert train_queue(job_with({})) == "gpu"  # created before n_gpus existed
+
+
+def test_a_validated_job_says_it_waits_for_a_worker_with_its_gpus(client, headers) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from tests.app.test_jobs_method import CHAT, validated_upload
+    from worker.tasks.jobs import validate_job
+
+    chat_file = validated_upload(client, headers, CHAT)
+    job = create(
+        client, headers, model=MODEL, training_file=chat_file, method=supervised(n_gpus=2)
+    ).json()
+    validate_job(job["id"])  # the cpu worker's task, run here on the same database
+    queued = client.get(f"/v1/fine_tuning/jobs/{job['id']}", headers=headers).json()
+    assert queued["status"] == "queued"
+    events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", headers=headers).json()
+    last = next(e for e in events["data"] if e["message"].startswith("Files validated"))
+    assert "Waiting for a worker with 2 GPUs." in last["message"]
+    assert last["data"]["n_gpus"] == 2 and last["data"]["queue"] == "gpu.2"
+    broker = redis.Redis.from_url(get_settings().redis_url)
+    sent = [json.loads(m)["headers"]["argsrepr"] for m in broker.lrange("gpu.2", 0, -1)]
+    assert sent == [repr([job["id"]])]
