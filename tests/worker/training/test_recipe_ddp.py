@@ -169,3 +169,11 @@ def test_a_two_rank_run_resumes_from_its_checkpoint(
     assert [r["resumed_from_step"] for r in resumed] == [2, 2]
     assert resumed[0]["losses"] == pytest.approx(single[1].losses[2:], rel=1e-4)
     assert_same_adapter(adapter(values), adapter(single[0]))
+
+
+def test_dpo_refuses_to_run_on_several_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.training.recipes import make_recipe
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="n_gpus must be 1"):
+        make_recipe({"method": "dpo"}, RecordingReporter())
