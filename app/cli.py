@@ -304,5 +304,19 @@ def up() -> None:
         stack.stop()
 
 
+@cli.command("workers")
+def workers_list() -> None:
+    """List the live training workers and what they can serve, as JSON lines (read-only)."""
+    from app.config import get_settings
+    from app.kit.workers import live_workers, redis_client
+
+    redis_url = get_settings().redis_url
+    if not redis_url:
+        typer.echo("the worker registry needs Redis: set REDIS_URL", err=True)
+        raise typer.Exit(1)
+    for entry in live_workers(redis_client(redis_url)):
+        typer.echo(json.dumps(entry))
+
+
 def main() -> None:
     cli()

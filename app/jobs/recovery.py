@@ -11,11 +11,21 @@ from app.config import get_settings
 from app.jobs import repository
 from app.jobs.service import add_event
 from app.kit.ids import now
-from app.kit.queue import GPU_QUEUE, enqueue_after_commit
+from app.kit.queue import enqueue_after_commit, gpu_queue
 from app.models import FineTuningJob
 
 TRAIN_TASK = "worker.tasks.jobs.train_job"
 WORKER_LOST = "worker_lost"
+
+
+def job_gpus(job: FineTuningJob) -> int:
+    """How many GPUs the job trains on (jobs created before `n_gpus` existed: one)."""
+    return int(job.method[job.method["type"]]["hyperparameters"].get("n_gpus", 1))
+
+
+def train_queue(job: FineTuningJob) -> str:
+    """The queue that only workers with enough GPUs for the job consume."""
+    return gpu_queue(job_gpus(job))
 
 
 def stale_before(at: int | None = None) -> int:
@@ -72,5 +82,5 @@ def requeue_or_fail(
         level="warn",
         data={"reason": code, "attempts": job.attempts, "max_attempts": max_attempts},
     )
-    enqueue_after_commit(session, TRAIN_TASK, [job.id], GPU_QUEUE)
+    enqueue_after_commit(session, TRAIN_TASK, [job.id], train_queue(job))
     return "requeued"

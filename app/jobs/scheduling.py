@@ -9,7 +9,7 @@ from app.config import get_settings
 from app.jobs import recovery, repository
 from app.jobs.service import add_event
 from app.kit.ids import now
-from app.kit.queue import GPU_QUEUE, enqueue_after_commit
+from app.kit.queue import enqueue_after_commit
 from app.models import FineTuningJob
 
 
@@ -44,7 +44,7 @@ def dispatch_waiting(session: Session, tenant_id: str) -> list[str]:
     sent = []
     for job in repository.waiting_jobs(session, tenant_id, free):
         if repository.set_waiting_for_slot(session, job.id, False):
-            enqueue_after_commit(session, recovery.TRAIN_TASK, [job.id], GPU_QUEUE)
+            enqueue_after_commit(session, recovery.TRAIN_TASK, [job.id], recovery.train_queue(job))
             sent.append(job.id)
     return sent
 

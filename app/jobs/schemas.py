@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.evals.schemas import DecisionReportCreate
+from app.kit.queue import MAX_GPUS_PER_JOB
 from app.models import FineTuningJob, JobCheckpoint, JobEvent
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -32,6 +33,8 @@ class HyperparametersIn(BaseModel):
     # evaluations in a row (null: never); needs a validation_file.
     early_stopping_patience: int | None = Field(None, ge=1, le=1000)
     early_stopping_min_delta: float = Field(0.0, ge=0.0, le=100.0)
+    # GPUs the job trains on (data parallel); it waits `queued` for a worker with that many.
+    n_gpus: int = Field(1, ge=1, le=MAX_GPUS_PER_JOB)
 
     @field_validator("n_epochs")
     @classmethod

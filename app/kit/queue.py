@@ -12,6 +12,20 @@ from app.config import Settings, get_settings
 
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
+MAX_GPUS_PER_JOB = 8
+
+
+def gpu_queue(n_gpus: int = 1) -> str:
+    """The queue of a job needing `n_gpus` GPUs: `gpu` for one, `gpu.<k>` for k of them."""
+    if not 1 <= n_gpus <= MAX_GPUS_PER_JOB:
+        raise ValueError(f"n_gpus must be between 1 and {MAX_GPUS_PER_JOB}, not {n_gpus}")
+    return GPU_QUEUE if n_gpus == 1 else f"{GPU_QUEUE}.{n_gpus}"
+
+
+def gpu_queues(gpus: int) -> list[str]:
+    """The queues a training worker with `gpus` GPUs consumes: every job that fits on it. A
+    host without GPUs still trains one-GPU jobs, on its CPU."""
+    return [gpu_queue(k) for k in range(1, min(max(gpus, 1), MAX_GPUS_PER_JOB) + 1)]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

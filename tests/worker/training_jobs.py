@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app.db import session_scope
-from app.jobs.recovery import TRAIN_TASK
+from app.jobs.recovery import TRAIN_TASK, train_queue
 from app.kit.ids import new_id
-from app.kit.queue import GPU_QUEUE, enqueue_after_commit
+from app.kit.queue import enqueue_after_commit
 from app.kit.storage import get_storage
 from app.models import File, FineTuningJob, JobCheckpoint, JobEvent
 from app.stack import ROOT, worker_command
@@ -108,7 +108,7 @@ def queued_job(
             workdir.mkdir(parents=True, exist_ok=True)
             (workdir / "test_overrides.json").write_text(json.dumps(test_overrides))
         if send:
-            enqueue_after_commit(session, TRAIN_TASK, [job_id], GPU_QUEUE)
+            enqueue_after_commit(session, TRAIN_TASK, [job_id], train_queue(job))
     return job_id
 
 

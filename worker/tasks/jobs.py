@@ -7,9 +7,10 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.jobs import repository as jobs_repo
+from app.jobs.recovery import job_gpus, train_queue
 from app.jobs.service import add_event, method_format_error
 from app.kit.ids import now
-from app.kit.queue import GPU_QUEUE, enqueue_after_commit
+from app.kit.queue import enqueue_after_commit
 from app.models import File, FineTuningJob
 from worker.celery_app import celery
 from worker.datasets.job_plan import plan_job_data, summary
@@ -47,13 +48,17 @@ def validate_job(job_id: str) -> None:
             session, job.id, ["validating_files"], "queued", data_preparation=plan
         ):
             details = summary(plan)
+            n_gpus, queue = job_gpus(job), train_queue(job)
+            waiting = f" Waiting for a worker with {n_gpus} GPUs." if n_gpus > 1 else ""
             add_event(
                 session,
                 job,
-                "Files validated; job queued for training." + (f" {details}" if details else ""),
-                data={"data_preparation": _event_data(plan)},
+                "Files validated; job queued for training."
+                + (f" {details}" if details else "")
+                + waiting,
+                data={"data_preparation": _event_data(plan), "n_gpus": n_gpus, "queue": queue},
             )
-            enqueue_after_commit(session, TRAIN_TASK, [job.id], GPU_QUEUE)
+            enqueue_after_commit(session, TRAIN_TASK, [job.id], queue)
 
 
 def _fail_validation(session: Session, job: FineTuningJob, error: dict[str, str]) -> None:

@@ -1,7 +1,10 @@
 """Child-process entry point: `python -m worker.training.job_runner JOB_ID WORKDIR ATTEMPT`.
 Runs the recipe with a reporter that writes the job's events, metrics and checkpoints to
 the database, and leaves `result.json` in WORKDIR for the parent task: on failure its
-`error` is the job's error object (worker/training/errors.py)."""
+`error` is the job's error object (worker/training/errors.py).
+
+Under torchrun (a job on several GPUs) every rank runs this; rank 0 alone writes events and
+result.json."""
 
 import ctypes
 import json
@@ -23,6 +26,9 @@ from app.models import FineTuningJob, JobCheckpoint, Tenant
 from worker.training.recipes import make_recipe
 
 PARENT_PID_ENV = "LORAPLEX_TRAINING_PARENT_PID"
+# torchrun sets these in each rank's environment.
+RANK_ENV = "RANK"
+TORCHRUN_ENV = "TORCHELASTIC_RUN_ID"
 
 
 class DatabaseReporter:
@@ -102,7 +108,8 @@ def die_with_parent() -> None:
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     parent = os.environ.get(PARENT_PID_ENV)
-    if parent and os.getppid() != int(parent):
+    # Under torchrun the parent is torchrun, which itself dies with the worker.
+    if parent and TORCHRUN_ENV not in os.environ and os.getppid() != int(parent):
         os._exit(1)  # the worker died before the request above was made
 
 
@@ -111,6 +118,7 @@ def main(job_id: str, workdir: Path, attempt: int) -> int:
     from worker.training.lora import freeze_setup_objects
 
     die_with_parent()
+    is_main = int(os.environ.get(RANK_ENV, "0")) == 0
     reporter = DatabaseReporter(job_id, attempt)
     # SIGTERM (worker shutdown) stops at the next step instead of mid-write.
     signal.signal(signal.SIGTERM, lambda *_: setattr(reporter, "stop_requested", True))
@@ -129,12 +137,15 @@ def main(job_id: str, workdir: Path, attempt: int) -> int:
         }
     except Exception as exc:  # MemoryError and torch.OutOfMemoryError included
         traceback.print_exc()
+        if not is_main:
+            return 1  # torchrun stops the other ranks; rank 0 or the parent records why
         result = {"status": "failed", "error": error_object(exc)}
         try:
             reporter.event(f"Training failed: {result['error']['message']}", level="error")
         except Exception:  # the parent records the failure from result.json regardless
             traceback.print_exc()
-    result_path.write_text(json.dumps(result, default=str))
+    if is_main:
+        result_path.write_text(json.dumps(result, default=str))
     return 0 if result["status"] != "failed" else 1
 
 

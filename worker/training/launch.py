@@ -3,6 +3,9 @@ heartbeat fresh and watch for cancel, then publish the adapter or record the fai
 child process keeps the worker alive whatever the recipe does (OOM, segfault, NaN), gives
 its memory back when it exits, and lets cancel kill training outright.
 
+A job on several GPUs (`n_gpus` > 1) runs its recipe under torchrun, one process per GPU
+(worker/training/distributed.py); rank 0 reports and writes result.json.
+
 A job that comes back (redelivered, or requeued by the stale-heartbeat sweep in
 app/jobs/recovery.py) keeps its workdir: the recipe resumes from the newest checkpoint in it."""
 
@@ -26,7 +29,7 @@ from app.jobs.service import add_event
 from app.kit.ids import now
 from app.kit.storage import get_storage
 from app.models import Adapter, File, FineTuningJob
-from worker.training.job_runner import PARENT_PID_ENV
+from worker.training.job_runner import PARENT_PID_ENV, die_with_parent
 from worker.training.publish import publish_adapter
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,7 @@ def run_training_job(job_id: str) -> None:
             data={"attempt": attempt},
         )
         tenant_id = job.tenant_id
+        n_gpus = recovery.job_gpus(job)
         workdir = get_storage().path(job_dir_key(job))
         try:
             config = _train_config(session, job, workdir)
@@ -72,7 +76,7 @@ def run_training_job(job_id: str) -> None:
             _fail_in(session, job, attempt, {"code": "base_model_unavailable", "message": str(exc)})
             return
     _prepare_workdir(workdir, config)
-    returncode = _run_child(job_id, attempt, workdir)
+    returncode = _run_child(job_id, attempt, workdir, n_gpus)
     _record_outcome(job_id, attempt, workdir, returncode)
     with session_scope() as session:
         scheduling.dispatch_waiting(session, tenant_id)
@@ -183,15 +187,27 @@ def _manifest_data(plan: dict[str, Any]) -> dict[str, Any]:
     return {key: plan[key] for key in keys if key in plan}
 
 
-def _run_child(job_id: str, attempt: int, workdir: Path) -> int:
+def training_command(
+    python: str, job_id: str, workdir: Path, attempt: int, n_gpus: int = 1
+) -> list[str]:
+    runner = ["-m", "worker.training.job_runner", job_id, str(workdir), str(attempt)]
+    if n_gpus == 1:
+        return [python, *runner]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n_gpus)]
+    return [python, *torchrun, *runner]
+
+
+def _run_child(job_id: str, attempt: int, workdir: Path, n_gpus: int = 1) -> int:
     settings = get_settings()
     python = settings.training_python or sys.executable
     with (workdir / "train.log").open("ab") as logfile:
         child = subprocess.Popen(
-            [python, "-m", "worker.training.job_runner", job_id, str(workdir), str(attempt)],
+            training_command(python, job_id, workdir, attempt, n_gpus),
             stdout=logfile,
             stderr=subprocess.STDOUT,
             env=_child_env(),
+            # torchrun does not die with this worker by itself; its ranks die with torchrun.
+            preexec_fn=die_with_parent if n_gpus > 1 else None,
         )
         cancelled_at: float | None = None
         next_heartbeat = time.monotonic() + settings.job_heartbeat_interval
@@ -216,7 +232,13 @@ def _run_child(job_id: str, attempt: int, workdir: Path) -> int:
 def _child_env() -> dict[str, str]:
     # OpenMP threads that spin while waiting starve the other processes on a shared CPU host
     # (vLLM, the API): measured 3-5x slower training steps with the default policy there.
-    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, PARENT_PID_ENV: str(os.getpid())}
+    # NVLink SHARP (NVLS) needs multicast support that shared GPU hosts may not grant.
+    return {
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "NCCL_NVLS_ENABLE": "0",
+        **os.environ,
+        PARENT_PID_ENV: str(os.getpid()),
+    }
 
 
 def _heartbeat(job_id: str, attempt: int) -> None:

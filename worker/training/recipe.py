@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from torch.nn.parallel import DistributedDataParallel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from worker.training.checkpoint import (
@@ -43,6 +44,17 @@ from worker.training.data import (
     epoch_order_generator,
     iter_batches,
     load_chat_dataset,
+)
+from worker.training.distributed import (
+    World,
+    all_sum,
+    any_rank,
+    barrier,
+    destroy_process_group,
+    init_process_group,
+    predicted_tokens,
+    shard,
+    world_from_env,
 )
 from worker.training.errors import BaseModelUnavailable, LossDiverged
 from worker.training.lora import (
@@ -184,6 +196,22 @@ class Reporter(Protocol):
     def should_stop(self) -> bool: ...
 
 
+class SilentReporter:
+    """What the ranks other than 0 of a several-GPU run report: nothing."""
+
+    def event(self, message: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        pass
+
+    def metrics(self, data: dict[str, Any]) -> None:
+        pass
+
+    def checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
 class PrintReporter:
     """Prints one JSON object per line on stdout; never asks to stop."""
 
@@ -231,10 +259,14 @@ class Progress:
 
 
 class SFTRecipe:
-    def __init__(self, config: TrainConfig, reporter: Reporter):
+    """Under torchrun (world size > 1) every rank runs this recipe on its own device and its
+    share of each global batch; rank 0 alone reports and writes checkpoints and the adapter."""
+
+    def __init__(self, config: TrainConfig, reporter: Reporter, world: World | None = None):
         self.config = config
-        self.reporter = reporter
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.world = world or world_from_env()
+        self.reporter: Reporter = reporter if self.world.is_main else SilentReporter()
+        self.device = self.world.device()
         self.compute_dtype = choose_compute_dtype(self.device)
         self._is_set_up = False
         self._resumed_from_step: int | None = None
@@ -242,10 +274,12 @@ class SFTRecipe:
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
+        init_process_group(self.world)
         # Seeding first: LoRA's A matrices are initialised randomly in _setup_model.
         seed_everything(self.config.seed)
         self._tokenizer = self._setup_tokenizer()
         self._model = self._setup_model()
+        self._forward_model = self._setup_data_parallel()
         self._train_data = self._setup_data(self.config.training_path, "training")
         self._valid_data = (
             self._setup_data(self.config.validation_path, "validation")
@@ -291,6 +325,18 @@ class SFTRecipe:
             },
         )
         return model
+
+    def _setup_data_parallel(self) -> torch.nn.Module:
+        """The model the training forward goes through: DDP over the LoRA weights when there
+        are several ranks. The frozen base weights are left out of DDP's start-up broadcast:
+        every rank loaded the same ones from disk."""
+        if not self.world.is_distributed:
+            return self._model
+        frozen = [name for name, p in self._model.named_parameters() if not p.requires_grad]
+        frozen += [name for name, _ in self._model.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self._model, frozen)
+        device_ids = [self.world.local_rank] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self._model, device_ids=device_ids, broadcast_buffers=False)
 
     def _load_base_model(self) -> tuple[PreTrainedModel, int]:
         """The base model, and how many of its linear layers are 4-bit."""
@@ -358,8 +404,14 @@ class SFTRecipe:
     def _setup_progress(self) -> Progress:
         """A fresh start, or the position of the newest checkpoint with everything it needs
         (weights, optimizer, schedule, RNG) put back."""
+        progress = self._resume_progress()
+        barrier(self.world)  # no rank starts before rank 0 is done cleaning up checkpoints/
+        return progress
+
+    def _resume_progress(self) -> Progress:
         root = self.config.checkpoints_root
-        remove_partial_checkpoints(root)
+        if self.world.is_main:
+            remove_partial_checkpoints(root)
         checkpoint = latest_checkpoint(root) if self.config.resume else None
         if checkpoint is None:
             return Progress()
@@ -370,7 +422,8 @@ class SFTRecipe:
                 "(seed, data or batch size); training starts over.",
                 level="warn",
             )
-            shutil.rmtree(root)
+            if self.world.is_main:
+                shutil.rmtree(root)
             return Progress()
         load_checkpoint(
             checkpoint,
@@ -419,6 +472,12 @@ class SFTRecipe:
     def train(self) -> TrainResult:
         if not self._is_set_up:
             raise RuntimeError("call setup() before train()")
+        try:
+            return self._train()
+        finally:
+            destroy_process_group()
+
+    def _train(self) -> TrainResult:
         cfg = self.config
         progress = self._progress
         stop_reason: str | None = None
@@ -437,7 +496,7 @@ class SFTRecipe:
             )
             for batch in batches:
                 # Checked before every step, so a cancel costs at most the step in flight.
-                if self.reporter.should_stop():
+                if self._stop_requested():
                     self.reporter.event(
                         f"Training stopped on request before step {progress.step + 1}"
                     )
@@ -483,6 +542,10 @@ class SFTRecipe:
             "trained_tokens": progress.trained_tokens,
         }
 
+    def _stop_requested(self) -> bool:
+        # Rank 0 asks; every rank must take the same decision or the others would hang.
+        return any_rank(self.reporter.should_stop(), self.world, self.device)
+
     def _record_validation(self, progress: Progress, metrics: dict[str, Any]) -> str | None:
         """Track the best validation loss; the stop reason once patience has run out."""
         cfg = self.config
@@ -516,13 +579,8 @@ class SFTRecipe:
         return EARLY_STOPPING
 
     def _train_step(self, batch: Batch, step: int) -> float:
-        batch = batch.to(self.device)
-        # With labels, the model returns the mean cross-entropy over trainable (non -100)
-        # tokens of the batch, computed in float32.
-        loss = self._model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
-        ).loss
-        loss_value = self._inject_fault(step, loss.item())
+        loss, loss_value = self._loss(batch)
+        loss_value = self._inject_fault(step, loss_value)
         ensure_finite_loss(loss_value, step)  # before backward: no update from a NaN loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self._trainable_parameters(), MAX_GRAD_NORM)
@@ -530,6 +588,29 @@ class SFTRecipe:
         self._lr_scheduler.step()
         self._optimizer.zero_grad(set_to_none=True)
         return loss_value
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
+        """The loss to backpropagate, and the mean loss of the whole (global) batch."""
+        if not self.world.is_distributed:
+            batch = batch.to(self.device)
+            # With labels, the model returns the mean cross-entropy over trainable (non -100)
+            # tokens of the batch, computed in float32.
+            loss = self._model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+            ).loss
+            return loss, loss.item()
+        local = shard(batch, self.world).to(self.device)
+        # This rank's summed token losses over the global batch's token count: the ranks'
+        # losses add up to the global mean. DDP averages the gradients over the ranks, so
+        # scaling by the world size makes the gradient the single-process one.
+        loss = self._forward_model(
+            input_ids=local.input_ids,
+            attention_mask=local.attention_mask,
+            labels=local.labels,
+            num_items_in_batch=predicted_tokens(batch),
+        ).loss
+        [global_mean] = all_sum([loss.item()], self.world, self.device)
+        return loss * self.world.world_size, global_mean
 
     def _inject_fault(self, step: int, loss: float) -> float:
         faults = self.config.fault_injection or {}
@@ -551,9 +632,12 @@ class SFTRecipe:
         for module in dropouts:
             module.eval()
         total_loss, total_tokens = 0.0, 0
-        for batch in iter_batches(
+        batches = iter_batches(
             self._valid_data.examples, self.config.batch_size, self._tokenizer.pad_token_id
-        ):
+        )
+        for index, batch in enumerate(batches):
+            if index % self.world.world_size != self.world.rank:
+                continue  # another rank's share
             batch = batch.to(self.device)
             loss = self._model(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
@@ -562,9 +646,16 @@ class SFTRecipe:
             total_tokens += batch.trainable_tokens
         for module in dropouts:
             module.train()
-        return total_loss / total_tokens
+        # Summed over the ranks, so every rank takes the same early-stopping decision.
+        total_loss, all_tokens = all_sum([total_loss, total_tokens], self.world, self.device)
+        return total_loss / all_tokens
 
     def _save_checkpoint(self, progress: Progress) -> None:
+        if self.world.is_main:
+            self._write_checkpoint(progress)
+        barrier(self.world)  # every rank resumes from the same checkpoint
+
+    def _write_checkpoint(self, progress: Progress) -> None:
         checkpoint = save_checkpoint(
             self.config.checkpoints_root,
             progress.step,
@@ -578,8 +669,11 @@ class SFTRecipe:
 
     def _finish(self, progress: Progress, stop_reason: str | None) -> TrainResult:
         final_loss = progress.last_metrics["train_loss"]
-        manifest = self._manifest(progress.trained_tokens, final_loss, stop_reason)
-        self._save_adapter(self.config.adapter_dir, manifest)
+        manifest = None
+        if self.world.is_main:
+            manifest = self._manifest(progress.trained_tokens, final_loss, stop_reason)
+            self._save_adapter(self.config.adapter_dir, manifest)
+        barrier(self.world)
         self.reporter.event(
             "Training complete"
             + (" (stopped early: validation loss stopped improving)" if stop_reason else ""),
@@ -634,6 +728,7 @@ class SFTRecipe:
             "target_modules": cfg.target_modules,
             "max_seq_length": cfg.max_seq_length,
             "quantization": cfg.quantization,
+            "n_gpus": self.world.world_size,
             "compute_dtype": dtype_name(self.compute_dtype),
             "optimizer": "adamw",
             "weight_decay": WEIGHT_DECAY,

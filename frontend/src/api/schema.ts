@@ -1182,6 +1182,11 @@ export interface components {
              */
             n_epochs?: number | "auto";
             /**
+             * N Gpus
+             * @default 1
+             */
+            n_gpus?: number;
+            /**
              * Quantization
              * @default nf4
              * @enum {string}
@@ -1544,6 +1549,11 @@ export interface components {
              * @default auto
              */
             n_epochs?: number | "auto";
+            /**
+             * N Gpus
+             * @default 1
+             */
+            n_gpus?: number;
             /**
              * Quantization
              * @default nf4

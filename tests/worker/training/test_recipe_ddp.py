@@ -1,0 +1,179 @@
+"""The supervised recipe on two gloo processes (what torchrun starts for n_gpus=2) against one
+process, on the real SmolLM2-135M: the same global batches give the same losses and the same
+adapter, only rank 0 reports and writes, and a several-GPU run resumes from its checkpoint."""
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from tests.worker.training.test_recipe import (
+    RecordingReporter,
+    make_config,
+    shout,
+    write_jsonl,
+)
+from worker.training.distributed import World
+from worker.training.recipe import SFTRecipe
+
+WORLD = 2
+# 9 examples in batches of 4: the last batch has one row, so one rank trains on nothing there.
+WORDS = "apple river stone cloud tiger piano garden rocket silver".split()
+BATCH_SIZE = 4
+STEPS = 3
+ADAPTER = "adapter_model.safetensors"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def config_values(model_dir: Path, data_dir: Path, output_dir: Path) -> dict[str, Any]:
+    return {
+        "model_dir": str(model_dir),
+        "data_dir": str(data_dir),
+        "output_dir": str(output_dir),
+    }
+
+
+def build_config(values: dict[str, Any], **overrides: Any) -> Any:
+    return make_config(
+        Path(values["model_dir"]),
+        Path(values["data_dir"]),
+        Path(values["output_dir"]),
+        n_epochs=1,
+        batch_size=BATCH_SIZE,
+        quantization="none",
+        lora_dropout=0.0,  # dropout draws differ per rank; without it the runs must agree
+        checkpoint_every_steps=2,
+        **overrides,
+    )
+
+
+def rank_main(rank: int, port: int, values: dict[str, Any], stop_after: int | None) -> None:
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(WORLD),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "GLOO_SOCKET_IFNAME": "lo",
+        }
+    )
+    torch.set_num_threads(1)
+    reporter = RecordingReporter(stop_after_steps=stop_after)
+    recipe = SFTRecipe(build_config(values), reporter)
+    recipe.setup()
+    result = recipe.train()
+    record = {
+        "status": result.status,
+        "steps": result.steps,
+        "losses": reporter.losses,
+        "events": len(reporter.events),
+        "checkpoints": [step for step, _, _ in reporter.checkpoints],
+        "manifest": result.manifest,
+        "resumed_from_step": result.resumed_from_step,
+    }
+    Path(values["output_dir"], f"rank{rank}.json").write_text(json.dumps(record))
+
+
+def run_two_ranks(values: dict[str, Any], stop_after: int | None = None) -> list[dict[str, Any]]:
+    mp.spawn(rank_main, args=(free_port(), values, stop_after), nprocs=WORLD, join=True)
+    return [
+        json.loads(Path(values["output_dir"], f"rank{rank}.json").read_text())
+        for rank in range(WORLD)
+    ]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("data")
+    write_jsonl(directory / "train.jsonl", [shout(word) for word in WORDS])
+    write_jsonl(directory / "valid.jsonl", [shout(word) for word in ("banana", "guitar")])
+    return directory
+
+
+@pytest.fixture(scope="module")
+def single(model_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    values = config_values(model_dir, data_dir, tmp_path_factory.mktemp("single"))
+    reporter = RecordingReporter()
+    recipe = SFTRecipe(build_config(values), reporter, World())
+    recipe.setup()
+    return values, reporter, recipe.train()
+
+
+@pytest.fixture(scope="module")
+def double(model_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    values = config_values(model_dir, data_dir, tmp_path_factory.mktemp("double"))
+    return values, run_two_ranks(values)
+
+
+def adapter(values: dict[str, Any], sub: str = "adapter") -> dict[str, torch.Tensor]:
+    return load_file(Path(values["output_dir"], sub, ADAPTER))
+
+
+def assert_same_adapter(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """Equal up to float summation order. Compared per tensor by norm: Adam divides by the
+    gradient's magnitude, so a gradient element near zero can turn a 1e-9 difference into a
+    visible one in that single weight."""
+    assert got.keys() == expected.keys()
+    for name, tensor in expected.items():
+        error = float((got[name] - tensor).norm() / tensor.norm().clamp_min(1e-12))
+        assert error < 1e-3, (name, error)
+
+
+def test_two_ranks_take_the_single_process_steps(single: Any, double: Any) -> None:
+    _, reporter, result = single
+    _, ranks = double
+    assert result.steps == STEPS and [r["steps"] for r in ranks] == [STEPS, STEPS]
+    assert all(r["status"] == "succeeded" for r in ranks)
+    torch.testing.assert_close(
+        torch.tensor(ranks[0]["losses"]), torch.tensor(reporter.losses), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_two_ranks_train_the_single_process_adapter(single: Any, double: Any) -> None:
+    one = adapter(single[0])
+    lora_b = [tensor for name, tensor in one.items() if "lora_B" in name]
+    assert all(tensor.abs().max() > 0 for tensor in lora_b), "B starts at zero: it must move"
+    assert_same_adapter(adapter(double[0]), one)
+
+
+def test_only_rank_zero_reports_and_writes(double: Any) -> None:
+    values, ranks = double
+    main, other = ranks
+    assert main["events"] > 0 and main["losses"] and main["checkpoints"] == [2, 3]
+    assert other["events"] == 0 and other["losses"] == [] and other["checkpoints"] == []
+    assert main["manifest"]["hyperparameters"]["n_gpus"] == WORLD
+    assert other["manifest"] is None
+    steps = sorted(p.name for p in Path(values["output_dir"], "checkpoints").iterdir())
+    assert steps == ["step-2", "step-3"]
+
+
+def test_a_two_rank_run_resumes_from_its_checkpoint(
+    single: Any, model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    values = config_values(model_dir, data_dir, tmp_path)
+    stopped = run_two_ranks(values, stop_after=2)  # rank 0's reporter asks both to stop
+    assert [r["status"] for r in stopped] == ["cancelled", "cancelled"]
+    resumed = run_two_ranks(values)
+    assert [r["resumed_from_step"] for r in resumed] == [2, 2]
+    assert resumed[0]["losses"] == pytest.approx(single[1].losses[2:], rel=1e-4)
+    assert_same_adapter(adapter(values), adapter(single[0]))
+
+
+def test_dpo_refuses_to_run_on_several_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.training.recipes import make_recipe
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="n_gpus must be 1"):
+        make_recipe({"method": "dpo"}, RecordingReporter())
