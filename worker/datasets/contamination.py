@@ -25,6 +25,7 @@ NGRAM_WORDS = 13
 DEFAULT_THRESHOLD = 0.5
 MAX_LISTED_ROWS = 100
 _NOT_FOUND = np.iinfo(np.int64).max
+_MAX_FILTER_SLOTS = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -70,15 +71,32 @@ class NgramIndex:
         self.owners = np.repeat(np.arange(len(rows), dtype=np.int64), self.grams_per_row)
         self.grams, self.gram_of_occurrence = np.unique(occurrences, return_inverse=True)
         self.first_training_line = np.full(len(self.grams), _NOT_FOUND, dtype=np.int64)
+        # A one-hash Bloom filter over the low bits: most training n-grams are absent, and
+        # one lookup in this small table is far cheaper than a binary search in `grams`.
+        slots = min(max(len(self.grams) * 16, 1 << 16), _MAX_FILTER_SLOTS)
+        bits = (slots - 1).bit_length()
+        self._filter_mask = np.uint64((1 << bits) - 1)
+        self._filter = np.zeros(1 << bits, dtype=bool)
+        self._filter[(self.grams & self._filter_mask).astype(np.intp)] = True
 
     def lookup(self, training_grams: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
         """Positions in `grams` of the training n-grams that the other file has."""
+        return self.find(training_grams)[0]
+
+    def find(
+        self, training_grams: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+        """Positions in `grams` of the training n-grams that the other file has, and the
+        indices in `training_grams` of those n-grams."""
         if not len(self.grams) or not len(training_grams):
-            return np.empty(0, dtype=np.int64)
-        positions = np.searchsorted(self.grams, training_grams)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.intp)
+        maybe = np.flatnonzero(self._filter[(training_grams & self._filter_mask).astype(np.intp)])
+        candidates = training_grams[maybe]
+        positions = np.searchsorted(self.grams, candidates)
         inside = positions < len(self.grams)
-        positions = positions[inside]
-        return positions[self.grams[positions] == training_grams[inside]]
+        hit = inside.copy()
+        hit[inside] = self.grams[positions[inside]] == candidates[inside]
+        return positions[hit].astype(np.int64), maybe[hit]
 
     def record(self, positions: npt.NDArray[np.int64], lines: npt.NDArray[np.int64]) -> None:
         np.minimum.at(self.first_training_line, positions, lines)
