@@ -20,7 +20,13 @@ from worker.datasets.pii import find_pii
 from worker.datasets.rows import check_row
 from worker.datasets.sampling import Reservoir
 from worker.datasets.source import LineBlock
-from worker.datasets.text import WordHasher, conversation_text, ngram_hashes, row_digest, words
+from worker.datasets.text import (
+    WordHasher,
+    conversation_text,
+    row_digest,
+    rows_ngram_hashes,
+    words,
+)
 from worker.datasets.tokens import CountingStats, TokenCounter
 from worker.datasets.validate import (
     MAX_LISTED_ERRORS,
@@ -192,12 +198,9 @@ def _overlaps(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The validation n-grams found in a block's rows (index positions) and the line of the
     row each was found in, looked up for the whole block at once."""
-    grams = [ngram_hashes(hashes, NGRAM_WORDS) for hashes in word_hashes]
-    if not grams:
-        return _concat([]), _concat([])
-    owners = np.repeat(lines, [len(g) for g in grams])
-    positions, found = index.find(np.concatenate(grams))
-    return positions, owners[found]
+    grams, counts = rows_ngram_hashes(word_hashes, NGRAM_WORDS)
+    positions, found = index.find(grams)
+    return positions, np.repeat(lines, counts)[found]
 
 
 def _concat(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:

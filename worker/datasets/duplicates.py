@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from worker.datasets.text import Hashes, ngram_hashes
+from worker.datasets.text import Hashes, ngram_hashes, rows_ngram_hashes
 
 SHINGLE_WORDS = 5
 NEAR_DUPLICATE_THRESHOLD = 0.8
@@ -89,9 +89,8 @@ class Signer:
     def signatures(self, rows: list[Hashes]) -> Signatures:
         """The signatures of many rows' word hashes, shape (rows, num_perm)."""
         out = np.empty((len(rows), self.num_perm), dtype=np.uint32)
-        shingles = [shingle_hashes(word_hashes) for word_hashes in rows]
-        counts = np.fromiter(map(len, shingles), dtype=np.int64, count=len(rows))
-        values = _fmix32(np.concatenate(shingles)) if shingles else np.empty(0, np.uint32)
+        shingles, counts = rows_ngram_hashes(rows, SHINGLE_WORDS)
+        values = _fmix32((shingles >> np.uint64(32)).astype(np.uint32))
         ends = np.cumsum(counts)
         buffer = np.empty((self.num_perm, max(_SIGN_CHUNK, int(counts.max(initial=0)))), np.uint32)
         first = 0

@@ -99,15 +99,16 @@ class PieceCounter(dict[str, int]):
         if self.added is not None and self.added(text):
             return len(self.tokenizer.encode(text, add_special_tokens=False))
         pieces = self.ascii_pieces(text) if text.isascii() else self.pieces(text)
-        counts = list(map(self.get, pieces))
-        if None in counts:
-            if len(self) + len(pieces) > _CACHE_LIMIT:
-                self.clear()
-            for piece in pieces:
-                if piece not in self:
-                    self[piece] = self._tokens(piece)
-            counts = list(map(self.__getitem__, pieces))
-        return sum(counts)  # type: ignore[arg-type]
+        try:
+            return sum(map(self.__getitem__, pieces))
+        except KeyError:
+            pass
+        if len(self) + len(pieces) > _CACHE_LIMIT:
+            self.clear()
+        for piece in pieces:
+            if piece not in self:
+                self[piece] = self._tokens(piece)
+        return sum(map(self.__getitem__, pieces))
 
     def _tokens(self, piece: str) -> int:
         alphabet = self.alphabet

@@ -11,6 +11,7 @@ order, so memory stays bounded: a few blocks in flight plus ~40 bytes per valid 
 import hashlib
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -290,7 +291,11 @@ def _analyse_block(block: LineBlock) -> BlockResult:
 def _analysed_pieces(
     path: Path, analysis: AnalysisOptions, options: ReportOptions
 ) -> Iterator[BlockResult | OversizedLine | ReadFailure]:
-    """Block results and the pieces that need no analysis, in file order."""
+    """Block results and the pieces that need no analysis, in file order.
+
+    With n workers, n - 1 helper processes take blocks while this process, between merges,
+    analyses a block itself whenever the helpers have two each queued: one process fewer
+    holding a tokenizer, caches and libraries (~100 MB each), the same cores kept busy."""
     pieces = iter_pieces(path, options.block_bytes)
     if options.workers <= 1:
         analyzer = BlockAnalyzer(analysis)
@@ -298,22 +303,31 @@ def _analysed_pieces(
             yield analyzer.analyze(piece) if isinstance(piece, LineBlock) else piece
         return
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    in_flight: list[Future[BlockResult] | OversizedLine | ReadFailure] = []
-    window = options.workers * 2  # blocks queued ahead: bounds the memory they hold
+    helpers = options.workers - 1
+    in_flight: deque[Future[BlockResult] | BlockResult | OversizedLine | ReadFailure] = deque()
+    local: BlockAnalyzer | None = None  # made after the helpers fork, so they do not copy it
     with ProcessPoolExecutor(
-        options.workers, mp_context=context, initializer=_init_process, initargs=(analysis,)
+        helpers, mp_context=context, initializer=_init_process, initargs=(analysis,)
     ) as pool:
         for piece in pieces:
-            in_flight.append(
-                pool.submit(_analyse_block, piece) if isinstance(piece, LineBlock) else piece
-            )
-            while len(in_flight) > window:
-                yield _resolved(in_flight.pop(0))
+            if not isinstance(piece, LineBlock):
+                in_flight.append(piece)
+            elif sum(isinstance(item, Future) for item in in_flight) < 2 * helpers:
+                in_flight.append(pool.submit(_analyse_block, piece))
+            else:
+                local = local or BlockAnalyzer(analysis)
+                in_flight.append(local.analyze(piece))
+            while in_flight and _ready(in_flight[0]):
+                yield _resolved(in_flight.popleft())
         while in_flight:
-            yield _resolved(in_flight.pop(0))
+            yield _resolved(in_flight.popleft())
+
+
+def _ready(item: "Future[BlockResult] | BlockResult | OversizedLine | ReadFailure") -> bool:
+    return not isinstance(item, Future) or item.done()
 
 
 def _resolved(
-    item: "Future[BlockResult] | OversizedLine | ReadFailure",
+    item: "Future[BlockResult] | BlockResult | OversizedLine | ReadFailure",
 ) -> BlockResult | OversizedLine | ReadFailure:
     return item.result() if isinstance(item, Future) else item
