@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def naive(path: Path, tokenizer_dir: Path, max_rows: int) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     rows = tokens = 0
     with path.open("rb") as lines:
         for line in lines:
@@ -54,18 +55,20 @@ def naive(path: Path, tokenizer_dir: Path, max_rows: int) -> dict[str, Any]:
             tokens += len(tokenizer(text, add_special_tokens=False)["input_ids"])
             rows += 1
     seconds = time.perf_counter() - started
-    return {"rows": rows, "tokens": tokens, "seconds": seconds}
+    cpu = cpu_seconds() - cpu_started
+    return {"rows": rows, "tokens": tokens, "seconds": seconds, "cpu_seconds": cpu}
 
 
 def pipeline(path: Path, tokenizer_dir: Path, compare_with: Path, workers: int) -> dict[str, Any]:
     from worker.datasets.report import ReportOptions, build_report
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     report = build_report(
         path,
         ReportOptions(tokenizer_dir=tokenizer_dir, workers=workers, compare_with=compare_with),
     ).to_dict()
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started  # the helper processes have ended: counted
     tokens = report["tokens"]
     return {
         "rows": report["rows"],
@@ -79,7 +82,16 @@ def pipeline(path: Path, tokenizer_dir: Path, compare_with: Path, workers: int) 
         "contaminated_rows": report["contamination"]["contaminated_rows"],
         "pii_rows": report["pii"]["rows"],
         "seconds": seconds,
+        "cpu_seconds": cpu,
     }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children so far: on a shared machine,
+    tokens per CPU second compare the pipelines' work where wall time also measures the
+    neighbours."""
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in used)
 
 
 def measured(command: list[str]) -> dict[str, Any]:
@@ -114,6 +126,7 @@ def measured(command: list[str]) -> dict[str, Any]:
         raise RuntimeError(f"{command} failed with {process.returncode}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["tokens_per_second"] = round(result["tokens"] / result["seconds"])
+    result["tokens_per_cpu_second"] = round(result["tokens"] / result["cpu_seconds"])
     result["peak_rss_mb"] = round(peak["rss"] / 2**20)
     result["peak_pss_mb"] = round(peak["pss"] / 2**20)
     result["processes"] = peak["processes"]
@@ -165,9 +178,10 @@ def machine() -> dict[str, Any]:
 def summary(size: int, file_bytes: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
     naive_runs = [run for run in runs if run["pipeline"] == "naive"]
     report_runs = [run for run in runs if run["pipeline"] == "report"]
-    speedups = [
-        ours["tokens_per_second"] / base["tokens_per_second"]
-        for base, ours in zip(naive_runs, report_runs, strict=True)
+    pairs = list(zip(naive_runs, report_runs, strict=True))
+    speedups = [ours["tokens_per_second"] / base["tokens_per_second"] for base, ours in pairs]
+    cpu_ratios = [
+        ours["tokens_per_cpu_second"] / base["tokens_per_cpu_second"] for base, ours in pairs
     ]
     base, ours = naive_runs[-1], report_runs[-1]
     return {
@@ -177,6 +191,7 @@ def summary(size: int, file_bytes: int, runs: list[dict[str, Any]]) -> dict[str,
         "report_tokens_per_second": statistics.median(r["tokens_per_second"] for r in report_runs),
         "speedup": round(statistics.median(speedups), 2),
         "speedups": [round(s, 2) for s in speedups],
+        "cpu_efficiency_ratio": round(statistics.median(cpu_ratios), 2),
         "report_peak_rss_mb": max(r["peak_rss_mb"] for r in report_runs),
         "report_peak_pss_mb": max(r["peak_pss_mb"] for r in report_runs),
         "report_processes": max(r["processes"] for r in report_runs),
@@ -238,19 +253,24 @@ def main() -> None:
             args.results.write_text(json.dumps(results, indent=1) + "\n")
 
     print(f"\n{results['machine']}, {args.workers} workers")
-    print("| file | pipeline | rows | tokens | seconds | tokens/s | peak RSS (sum) | peak PSS |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| file | pipeline | rows | tokens | seconds | tokens/s | tokens/CPU-s | load before "
+        "| peak RSS (sum) | peak PSS |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for entry in results["sizes"]:
         total = entry["summary"]
         for run in entry["runs"]:
             print(
                 f"| {total['file_bytes'] / 1e6:.0f} MB | {run['pipeline']} | {run['rows']:,} | "
                 f"{run['tokens']:,} | {run['seconds']:.1f} | {run['tokens_per_second']:,} | "
+                f"{run['tokens_per_cpu_second']:,} | {run['load_average_before'][0]} | "
                 f"{run['peak_rss_mb']} MB ({run['processes']} proc.) | {run['peak_pss_mb']} MB |"
             )
         print(
-            f"| | speed-up {total['speedup']}x (each pair: {total['speedups']}), "
-            f"token totals equal: {total['token_totals_equal']} | | | | | | |"
+            f"| | speed-up {total['speedup']}x (each pair: {total['speedups']}), per CPU second "
+            f"{total['cpu_efficiency_ratio']}x, token totals equal: "
+            f"{total['token_totals_equal']} | | | | | | | | |"
         )
 
 
