@@ -14,7 +14,7 @@ memory is measured apart:
 - report: `build_report(train, compare_with=validation)`: validation, token counts,
   exact and near duplicates, contamination, PII, balance, sample, statistics.
 
-Peak memory is sampled every 0.05 s over the whole process tree: the sum of RSS (shared pages
+Peak memory is sampled every 0.1 s over the whole process tree: the sum of RSS (shared pages
 counted once per process) and the sum of PSS (shared pages split between processes). The
 load average is read before every run: the CPU may be shared. Prints one JSON object per
 run and a Markdown table (medians) at the end; `--results` also writes them as JSON.
@@ -103,7 +103,7 @@ def measured(command: list[str]) -> dict[str, Any]:
 
     def sample() -> None:
         root = psutil.Process(process.pid)
-        while not done.wait(0.05):
+        while not done.wait(0.1):
             try:
                 tree = [root, *root.children(recursive=True)]
                 rss = pss = 0

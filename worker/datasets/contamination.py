@@ -60,7 +60,8 @@ def _block_texts(block: LineBlock, fmt: RowFormat) -> list[tuple[int, str]]:
 
 class NgramIndex:
     """The other file's distinct n-grams (sorted), which of its rows hold each, and for each
-    the first training line found to contain it."""
+    the first training line found to contain it. It pickles as its lookup half (`grams` and
+    the filter): what analysis processes need, while the process that merges keeps the rest."""
 
     def __init__(self, rows: list[tuple[int, str]]):
         hasher = WordHasher()
@@ -68,8 +69,10 @@ class NgramIndex:
         self.lines = np.array([line for line, _ in rows], dtype=np.int64)
         self.grams_per_row = np.array([len(g) for g in per_row], dtype=np.int64)
         occurrences = np.concatenate(per_row) if per_row else np.empty(0, np.uint64)
-        self.owners = np.repeat(np.arange(len(rows), dtype=np.int64), self.grams_per_row)
-        self.grams, self.gram_of_occurrence = np.unique(occurrences, return_inverse=True)
+        self.owners = np.repeat(np.arange(len(rows), dtype=np.int32), self.grams_per_row)
+        self.grams, inverse = np.unique(occurrences, return_inverse=True)
+        self.gram_of_occurrence = inverse.astype(np.int32)
+        del occurrences, inverse
         self.first_training_line = np.full(len(self.grams), _NOT_FOUND, dtype=np.int64)
         # A one-hash Bloom filter over the low bits: most training n-grams are absent, and
         # one lookup in this small table is far cheaper than a binary search in `grams`.
@@ -78,6 +81,13 @@ class NgramIndex:
         self._filter_mask = np.uint64((1 << bits) - 1)
         self._filter = np.zeros(1 << bits, dtype=bool)
         self._filter[(self.grams & self._filter_mask).astype(np.intp)] = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        lookup = ("grams", "_filter", "_filter_mask")
+        return {key: value for key, value in self.__dict__.items() if key in lookup}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def lookup(self, training_grams: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
         """Positions in `grams` of the training n-grams that the other file has."""

@@ -1,9 +1,10 @@
 """The data-quality report of a fine-tuning file, built in one streaming pass.
 
-The file is cut into blocks of whole lines (worker/datasets/source.py); a pool of processes
-analyses blocks (worker/datasets/analysis.py) while this process merges their results in file
-order, so memory stays bounded: a few blocks in flight plus ~40 bytes per valid row of arrays
-(line numbers, digests, token counts) and 72 bytes of LSH keys; signatures wait on disk.
+The file is cut into blocks of whole lines (worker/datasets/source.py); helper processes and
+this one analyse blocks (worker/datasets/analysis.py) while this process merges their results
+in file order, so memory stays bounded: a few blocks in flight, per-process caches of bounded
+size, plus ~40 bytes per valid row of arrays (line numbers, digests, token counts) and 72 bytes
+of LSH keys; signatures wait on disk.
 
     report = build_report(path, ReportOptions(tokenizer_dir=...)).to_dict()
 """
@@ -295,17 +296,19 @@ def _analysed_pieces(
 
     With n workers, n - 1 helper processes take blocks while this process, between merges,
     analyses a block itself whenever the helpers have two each queued: one process fewer
-    holding a tokenizer, caches and libraries (~100 MB each), the same cores kept busy."""
+    holding a tokenizer, caches and libraries (~100 MB each), the same cores kept busy.
+    Helpers are spawned, not forked: a forked one would hold a copy of everything this
+    process has (the contamination index's merge half, freed but unreturned heap)."""
     pieces = iter_pieces(path, options.block_bytes)
     if options.workers <= 1:
         analyzer = BlockAnalyzer(analysis)
         for piece in pieces:
             yield analyzer.analyze(piece) if isinstance(piece, LineBlock) else piece
         return
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    context = multiprocessing.get_context("spawn")
     helpers = options.workers - 1
     in_flight: deque[Future[BlockResult] | BlockResult | OversizedLine | ReadFailure] = deque()
-    local: BlockAnalyzer | None = None  # made after the helpers fork, so they do not copy it
+    local: BlockAnalyzer | None = None
     with ProcessPoolExecutor(
         helpers, mp_context=context, initializer=_init_process, initargs=(analysis,)
     ) as pool:
