@@ -8,8 +8,6 @@ training file. The full report does the lookups in its own pass when given the o
 Rows shorter than 13 words count as one n-gram of all their words.
 """
 
-import ctypes
-import ctypes.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.datasets.formats import RowFormat, conversation_for_stats
+from worker.datasets.memory import release_free_memory
 from worker.datasets.rows import check_row
 from worker.datasets.source import LineBlock, iter_pieces
 from worker.datasets.text import WordHasher, conversation_text, ngram_hashes, words
@@ -138,16 +137,6 @@ def index_of(path: Path) -> NgramIndex:
     del rows
     release_free_memory()  # the texts and temporaries: ~50 MB for a 10 MB file
     return index
-
-
-def release_free_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc keeps them otherwise, and they
-    count in this process's resident memory for as long as it runs)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def training_ngrams(text: str, hasher: WordHasher) -> npt.NDArray[np.uint64]:

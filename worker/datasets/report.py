@@ -34,6 +34,7 @@ from worker.datasets.chat_template import TokenizerFiles
 from worker.datasets.contamination import DEFAULT_THRESHOLD, index_of, summarize
 from worker.datasets.duplicates import DuplicateFinder
 from worker.datasets.estimate import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_N_EPOCHS, training_estimate
+from worker.datasets.memory import release_free_memory
 from worker.datasets.sampling import Reservoir
 from worker.datasets.source import (
     DEFAULT_BLOCK_BYTES,
@@ -54,6 +55,9 @@ from worker.datasets.validate import (
 )
 
 REPORT_VERSION = 2
+# Half the reader's default: a block's temporaries (parsed rows, n-gram arrays) set each
+# process's peak memory, and per-block costs are small at this size already.
+REPORT_BLOCK_BYTES = DEFAULT_BLOCK_BYTES // 2
 
 
 def default_workers() -> int:
@@ -73,7 +77,7 @@ class ReportOptions:
     sample_size: int = 20
     seed: int = 0
     workers: int = field(default_factory=default_workers)
-    block_bytes: int = DEFAULT_BLOCK_BYTES
+    block_bytes: int = REPORT_BLOCK_BYTES
     fast_tokens: bool = True
     compare_with: Path | None = None  # a validation/eval file to check for contamination
 
@@ -286,7 +290,13 @@ def _init_process(options: AnalysisOptions) -> None:
 
 def _analyse_block(block: LineBlock) -> BlockResult:
     assert _analyzer is not None
-    return _analyzer.analyze(block)
+    return _analyzed(_analyzer, block)
+
+
+def _analyzed(analyzer: BlockAnalyzer, block: LineBlock) -> BlockResult:
+    result = analyzer.analyze(block)
+    release_free_memory()
+    return result
 
 
 def _analysed_pieces(
@@ -303,7 +313,7 @@ def _analysed_pieces(
     if options.workers <= 1:
         analyzer = BlockAnalyzer(analysis)
         for piece in pieces:
-            yield analyzer.analyze(piece) if isinstance(piece, LineBlock) else piece
+            yield _analyzed(analyzer, piece) if isinstance(piece, LineBlock) else piece
         return
     context = multiprocessing.get_context("spawn")
     helpers = options.workers - 1
@@ -319,7 +329,7 @@ def _analysed_pieces(
                 in_flight.append(pool.submit(_analyse_block, piece))
             else:
                 local = local or BlockAnalyzer(analysis)
-                in_flight.append(local.analyze(piece))
+                in_flight.append(_analyzed(local, piece))
             while in_flight and _ready(in_flight[0]):
                 yield _resolved(in_flight.popleft())
         while in_flight:
