@@ -1,7 +1,14 @@
 """Keeping a long pass over a big file at constant resident memory."""
 
 import ctypes
-import ctypes.util
+from functools import cache
+from typing import Any
+
+
+@cache
+def _libc() -> Any:
+    # The C library this process already has loaded; no find_library (it runs ldconfig).
+    return ctypes.CDLL(None)
 
 
 def release_free_memory() -> None:
@@ -9,7 +16,6 @@ def release_free_memory() -> None:
     block's temporaries (a few 10 MB of numpy arrays and parsed rows) would hold the process's
     resident memory at their high-water mark for as long as it runs."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        _libc().malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
