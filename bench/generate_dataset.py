@@ -6,16 +6,18 @@ words drawn with their real frequencies from English text (the docstrings and co
 Python's standard library, which is always at hand), some code blocks, a few exact and near
 duplicates, refusals, e-mail addresses and phone numbers. Deterministic for a given seed.
 
-    python -m bench.generate_dataset OUT.jsonl --megabytes 100 [--seed 0]
+    python -m bench.generate_dataset OUT.jsonl --megabytes 100 [--seed 0] [--parts 8]
 """
 
 import argparse
 import ast
 import random
 import re
+import shutil
 import sys
 import sysconfig
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -141,14 +143,38 @@ def generate(path: Path, megabytes: float, seed: int = 0) -> int:
     return rows
 
 
+def generate_parts(path: Path, megabytes: float, seed: int = 0, parts: int = 1) -> None:
+    """`parts` files of megabytes/parts, each generated with its own seed by its own process
+    and appended in order (deterministic for a given seed and number of parts)."""
+    if parts <= 1:
+        generate(path, megabytes, seed)
+        return
+    names = [path.with_name(f"{path.name}.part{index}") for index in range(parts)]
+    with ProcessPoolExecutor(parts) as pool:
+        list(
+            pool.map(
+                generate,
+                names,
+                [megabytes / parts] * parts,
+                [seed * 1000 + index for index in range(parts)],
+            )
+        )
+    with path.open("wb") as out:
+        for name in names:
+            with name.open("rb") as part:
+                shutil.copyfileobj(part, out)
+            name.unlink()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--megabytes", type=float, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", type=int, default=1, help="generated in parallel")
     args = parser.parse_args(argv)
-    rows = generate(args.out, args.megabytes, args.seed)
-    print(f"{args.out}: {rows} rows, {args.out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
+    generate_parts(args.out, args.megabytes, args.seed, args.parts)
+    print(f"{args.out}: {args.out.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
 
 
 if __name__ == "__main__":

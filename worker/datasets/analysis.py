@@ -13,14 +13,20 @@ import orjson
 from worker.datasets.advice import is_refusal
 from worker.datasets.balance import LabelCounter
 from worker.datasets.chat_template import ChatTemplateError, TokenizerFiles
-from worker.datasets.contamination import NgramIndex, training_ngrams
-from worker.datasets.duplicates import NUM_PERM, Signer
+from worker.datasets.contamination import NGRAM_WORDS, NgramIndex
+from worker.datasets.duplicates import Signer
 from worker.datasets.formats import RowFormat, conversation_for_stats
 from worker.datasets.pii import find_pii
 from worker.datasets.rows import check_row
 from worker.datasets.sampling import Reservoir
 from worker.datasets.source import LineBlock
-from worker.datasets.text import WordHasher, conversation_text, row_digest, words
+from worker.datasets.text import (
+    WordHasher,
+    conversation_text,
+    row_digest,
+    rows_ngram_hashes,
+    words,
+)
 from worker.datasets.tokens import CountingStats, TokenCounter
 from worker.datasets.validate import (
     MAX_LISTED_ERRORS,
@@ -101,7 +107,7 @@ class BlockAnalyzer:
         validation = ValidationReport(format=fmt.value)
         lines: list[int] = []
         digests: list[int] = []
-        signatures: list[npt.NDArray[np.uint32]] = []
+        word_hashes: list[npt.NDArray[np.uint64]] = []
         token_lines: list[int] = []
         totals: list[int] = []
         trainable: list[int] = []
@@ -112,8 +118,6 @@ class BlockAnalyzer:
         refusal_rows = 0
         sample = Reservoir(self.options.sample_size, self.options.seed)
         index = self.options.contamination_index
-        overlap_positions: list[npt.NDArray[np.int64]] = []
-        overlap_lines: list[npt.NDArray[np.int64]] = []
 
         for number, raw in block.lines():
             validation.bytes += len(raw)
@@ -131,15 +135,9 @@ class BlockAnalyzer:
             validation.valid_rows += 1
             conversation = conversation_for_stats(row, fmt)
             text = conversation_text(conversation)
-            word_hashes = self.hasher.hashes(words(text))
             lines.append(number)
             digests.append(row_digest(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)))
-            signatures.append(self.signer.signature(word_hashes))
-            if index is not None:
-                found = index.lookup(training_ngrams(text, self.hasher))
-                if len(found):
-                    overlap_positions.append(found)
-                    overlap_lines.append(np.full(len(found), number, dtype=np.int64))
+            word_hashes.append(self.hasher.hashes(words(text)))
 
             if self.tokens is not None:
                 try:
@@ -164,11 +162,17 @@ class BlockAnalyzer:
             if sample.wants(number):
                 sample.offer(number, _shortened(row))
 
+        line_numbers = np.array(lines, dtype=np.int64)
+        overlap_positions, overlap_lines = (
+            _overlaps(index, word_hashes, line_numbers)
+            if index is not None
+            else (_concat([]), _concat([]))
+        )
         return BlockResult(
             validation=validation,
-            lines=np.array(lines, dtype=np.int64),
+            lines=line_numbers,
             digests=np.array(digests, dtype=np.uint64),
-            signatures=(np.stack(signatures) if signatures else np.empty((0, NUM_PERM), np.uint32)),
+            signatures=self.signer.signatures(word_hashes),
             token_lines=np.array(token_lines, dtype=np.int64),
             token_totals=np.array(totals, dtype=np.int64),
             token_trainable=np.array(trainable, dtype=np.int64),
@@ -180,13 +184,23 @@ class BlockAnalyzer:
             labels=labels,
             refusal_rows=refusal_rows,
             sample=sample,
-            contamination_positions=_concat(overlap_positions),
-            contamination_lines=_concat(overlap_lines),
+            contamination_positions=overlap_positions,
+            contamination_lines=overlap_lines,
         )
 
     @property
     def token_method(self) -> str | None:
         return self.tokens.method if self.tokens else None
+
+
+def _overlaps(
+    index: NgramIndex, word_hashes: list[npt.NDArray[np.uint64]], lines: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The validation n-grams found in a block's rows (index positions) and the line of the
+    row each was found in, looked up for the whole block at once."""
+    grams, counts = rows_ngram_hashes(word_hashes, NGRAM_WORDS)
+    positions, found = index.find(grams)
+    return positions, np.repeat(lines, counts)[found]
 
 
 def _concat(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.datasets.formats import RowFormat, conversation_for_stats
+from worker.datasets.memory import release_free_memory
 from worker.datasets.rows import check_row
 from worker.datasets.source import LineBlock, iter_pieces
 from worker.datasets.text import WordHasher, conversation_text, ngram_hashes, words
@@ -25,6 +26,7 @@ NGRAM_WORDS = 13
 DEFAULT_THRESHOLD = 0.5
 MAX_LISTED_ROWS = 100
 _NOT_FOUND = np.iinfo(np.int64).max
+_MAX_FILTER_SLOTS = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def _block_texts(block: LineBlock, fmt: RowFormat) -> list[tuple[int, str]]:
 
 class NgramIndex:
     """The other file's distinct n-grams (sorted), which of its rows hold each, and for each
-    the first training line found to contain it."""
+    the first training line found to contain it. It pickles as its lookup half (`grams` and
+    the filter): what analysis processes need, while the process that merges keeps the rest."""
 
     def __init__(self, rows: list[tuple[int, str]]):
         hasher = WordHasher()
@@ -67,18 +70,44 @@ class NgramIndex:
         self.lines = np.array([line for line, _ in rows], dtype=np.int64)
         self.grams_per_row = np.array([len(g) for g in per_row], dtype=np.int64)
         occurrences = np.concatenate(per_row) if per_row else np.empty(0, np.uint64)
-        self.owners = np.repeat(np.arange(len(rows), dtype=np.int64), self.grams_per_row)
-        self.grams, self.gram_of_occurrence = np.unique(occurrences, return_inverse=True)
+        self.owners = np.repeat(np.arange(len(rows), dtype=np.int32), self.grams_per_row)
+        self.grams, inverse = np.unique(occurrences, return_inverse=True)
+        self.gram_of_occurrence = inverse.astype(np.int32)
+        del occurrences, inverse
         self.first_training_line = np.full(len(self.grams), _NOT_FOUND, dtype=np.int64)
+        # A one-hash Bloom filter over the low bits: most training n-grams are absent, and
+        # one lookup in this small table is far cheaper than a binary search in `grams`.
+        slots = min(max(len(self.grams) * 16, 1 << 16), _MAX_FILTER_SLOTS)
+        bits = (slots - 1).bit_length()
+        self._filter_mask = np.uint64((1 << bits) - 1)
+        self._filter = np.zeros(1 << bits, dtype=bool)
+        self._filter[(self.grams & self._filter_mask).astype(np.intp)] = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        lookup = ("grams", "_filter", "_filter_mask")
+        return {key: value for key, value in self.__dict__.items() if key in lookup}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def lookup(self, training_grams: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
         """Positions in `grams` of the training n-grams that the other file has."""
+        return self.find(training_grams)[0]
+
+    def find(
+        self, training_grams: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+        """Positions in `grams` of the training n-grams that the other file has, and the
+        indices in `training_grams` of those n-grams."""
         if not len(self.grams) or not len(training_grams):
-            return np.empty(0, dtype=np.int64)
-        positions = np.searchsorted(self.grams, training_grams)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.intp)
+        maybe = np.flatnonzero(self._filter[(training_grams & self._filter_mask).astype(np.intp)])
+        candidates = training_grams[maybe]
+        positions = np.searchsorted(self.grams, candidates)
         inside = positions < len(self.grams)
-        positions = positions[inside]
-        return positions[self.grams[positions] == training_grams[inside]]
+        hit = inside.copy()
+        hit[inside] = self.grams[positions[inside]] == candidates[inside]
+        return positions[hit].astype(np.int64), maybe[hit]
 
     def record(self, positions: npt.NDArray[np.int64], lines: npt.NDArray[np.int64]) -> None:
         np.minimum.at(self.first_training_line, positions, lines)
@@ -104,7 +133,10 @@ class NgramIndex:
 
 def index_of(path: Path) -> NgramIndex:
     _, rows = _usable_rows(path)
-    return NgramIndex(rows)
+    index = NgramIndex(rows)
+    del rows
+    release_free_memory()  # the texts and temporaries: ~50 MB for a 10 MB file
+    return index
 
 
 def training_ngrams(text: str, hasher: WordHasher) -> npt.NDArray[np.uint64]:

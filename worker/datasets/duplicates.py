@@ -1,12 +1,14 @@
 """Exact and near duplicates.
 
 Near duplicates are pairs of rows whose word 5-gram shingle sets have a Jaccard similarity of at
-least 0.8, found with MinHash LSH: datasketch computes each row's MinHash signature and chooses
-the banding (b bands of r values) for the threshold. The bands themselves are kept as one
-64-bit key per band in numpy arrays rather than in a `datasketch.MinHashLSH` index, whose
-per-key Python dicts and sets cost ~3 KB a row (1 GB for a 1 GB dataset); the signatures wait
-in a temporary file. Candidate pairs (same key in some band) are then confirmed with
-datasketch's Jaccard estimate (the share of equal signature values).
+least 0.8, found with MinHash LSH. The signatures are datasketch's (`MinHash`, affine32 scheme,
+128 permutations), computed for a whole block of rows at once with numpy; the banding (b bands
+of r values) is the one `datasketch.MinHashLSH` chooses for the threshold. Tests check both
+against datasketch, which the analysis itself does not import: it pulls in scipy, ~55 MB in
+every process. The bands are kept as one 64-bit key per band in numpy arrays rather than in a
+`MinHashLSH` index, whose per-key Python dicts and sets cost ~3 KB a row (1 GB for a 1 GB
+dataset); the signatures wait in a temporary file. Candidate pairs (same key in some band) are
+then confirmed with datasketch's Jaccard estimate (the share of equal signature values).
 """
 
 import os
@@ -17,15 +19,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from datasketch import MinHash, MinHashLSH
 
-from worker.datasets.text import Hashes, ngram_hashes
+from worker.datasets.text import Hashes, ngram_hashes, rows_ngram_hashes
 
 SHINGLE_WORDS = 5
 NEAR_DUPLICATE_THRESHOLD = 0.8
 NUM_PERM = 128
 MAX_EXAMPLES = 20
 _VERIFY_BATCH = 20_000
+# Shingles permuted at once: a (128 x 4096) uint32 array, 2 MB, stays in cache.
+_SIGN_CHUNK = 4096
 _BAND_FOLD = np.uint64(0xD6E8FEB86659FD93)
 
 Signatures = npt.NDArray[np.uint32]
@@ -38,22 +41,41 @@ class Banding:
 
     @classmethod
     def for_threshold(cls, threshold: float, num_perm: int) -> "Banding":
+        """datasketch's choice (weighing false positives and negatives equally)."""
+        from datasketch import MinHashLSH
+
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         return cls(bands=lsh.b, rows_per_band=lsh.r)
 
 
+# Banding.for_threshold(NEAR_DUPLICATE_THRESHOLD, NUM_PERM), fixed here (a test checks it).
+BANDING = Banding(bands=9, rows_per_band=13)
+
+
 class Signer:
-    """MinHash signatures of word-shingle sets, with one set of permutations per process."""
+    """MinHash signatures of word-shingle sets, with one set of permutations per process.
+
+    `signatures` computes a whole block's at once with numpy, the same values as datasketch's
+    `MinHash(scheme="affine32").update_batch` (each 32-bit shingle hash is mixed with the
+    MurmurHash3 finalizer, then permuted as a * h + b mod 2^32): the permutations are applied
+    as one (permutations x shingles) array per few thousand shingles and each row's minimum
+    is taken with `np.minimum.reduceat`."""
 
     def __init__(self, num_perm: int = NUM_PERM, seed: int = 1):
-        template = MinHash(num_perm=num_perm, seed=seed)
         self.num_perm = num_perm
         self.seed = seed
-        self.permutations = template.permutations
+        # As datasketch draws them: odd multipliers a, offsets b, from RandomState(seed).
+        generator = np.random.RandomState(seed)
+        a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+        b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+        self.permutations = np.array([a, b])
+        self._a = a[:, None]
+        self._b = b[:, None]
 
     def signature(self, word_hashes: Hashes) -> Signatures:
-        # The shingle hashes are computed already; datasketch only needs 32 bits of each.
-        shingles = (ngram_hashes(word_hashes, SHINGLE_WORDS) >> np.uint64(32)).astype(np.uint32)
+        """One row's signature with datasketch itself (the reference for `signatures`)."""
+        from datasketch import MinHash
+
         minhash = MinHash(
             num_perm=self.num_perm,
             seed=self.seed,
@@ -61,8 +83,49 @@ class Signer:
             permutations=self.permutations,
             scheme="affine32",
         )
-        minhash.update_batch(shingles.tolist())
+        minhash.update_batch(shingle_hashes(word_hashes).tolist())
         return minhash.hashvalues.astype(np.uint32)
+
+    def signatures(self, rows: list[Hashes]) -> Signatures:
+        """The signatures of many rows' word hashes, shape (rows, num_perm)."""
+        out = np.empty((len(rows), self.num_perm), dtype=np.uint32)
+        shingles, counts = rows_ngram_hashes(rows, SHINGLE_WORDS)
+        values = _fmix32((shingles >> np.uint64(32)).astype(np.uint32))
+        ends = np.cumsum(counts)
+        buffer = np.empty((self.num_perm, max(_SIGN_CHUNK, int(counts.max(initial=0)))), np.uint32)
+        first = 0
+        while first < len(rows):
+            start = ends[first] - counts[first]
+            # Whole rows, at least one, up to _SIGN_CHUNK shingles.
+            last = max(first + 1, int(np.searchsorted(ends, start + _SIGN_CHUNK, side="right")))
+            stop = ends[last - 1]
+            chunk = slice(first, last)
+            filled = counts[chunk] > 0
+            if stop > start:
+                permuted = buffer[:, : stop - start]
+                np.multiply(self._a, values[start:stop], out=permuted)
+                permuted += self._b
+                offsets = (ends[chunk] - counts[chunk] - start)[filled]
+                out[first:last][filled] = np.minimum.reduceat(permuted, offsets, axis=1).T
+            out[first:last][~filled] = np.iinfo(np.uint32).max  # no shingles: the empty set
+            first = last
+        return out
+
+
+def shingle_hashes(word_hashes: Hashes) -> npt.NDArray[np.uint32]:
+    """32-bit hashes of a row's word 5-grams (datasketch's affine32 scheme takes 32 bits)."""
+    return (ngram_hashes(word_hashes, SHINGLE_WORDS) >> np.uint64(32)).astype(np.uint32)
+
+
+def _fmix32(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """The MurmurHash3 32-bit finalizer, which datasketch applies to every input hash."""
+    with np.errstate(over="ignore"):
+        values = values ^ (values >> np.uint32(16))
+        values = values * np.uint32(0x85EBCA6B)
+        values ^= values >> np.uint32(13)
+        values *= np.uint32(0xC2B2AE35)
+        values ^= values >> np.uint32(16)
+    return values
 
 
 def band_keys(signatures: Signatures, banding: Banding) -> npt.NDArray[np.uint64]:
@@ -84,9 +147,7 @@ class DuplicateFinder:
     """Collects, row by row in file order, what duplicate detection needs; `result()` at the
     end. Memory: ~12 bytes + 8 per band a row; signatures go to a temporary file."""
 
-    banding: Banding = field(
-        default_factory=lambda: Banding.for_threshold(NEAR_DUPLICATE_THRESHOLD, NUM_PERM)
-    )
+    banding: Banding = BANDING
     threshold: float = NEAR_DUPLICATE_THRESHOLD
     _lines: list[npt.NDArray[np.int64]] = field(default_factory=list)
     _digests: list[npt.NDArray[np.uint64]] = field(default_factory=list)

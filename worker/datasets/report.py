@@ -1,9 +1,10 @@
 """The data-quality report of a fine-tuning file, built in one streaming pass.
 
-The file is cut into blocks of whole lines (worker/datasets/source.py); a pool of processes
-analyses blocks (worker/datasets/analysis.py) while this process merges their results in file
-order, so memory stays bounded: a few blocks in flight plus ~40 bytes per valid row of arrays
-(line numbers, digests, token counts) and 72 bytes of LSH keys; signatures wait on disk.
+The file is cut into blocks of whole lines (worker/datasets/source.py); helper processes and
+this one analyse blocks (worker/datasets/analysis.py) while this process merges their results
+in file order, so memory stays bounded: a few blocks in flight, per-process caches of bounded
+size, plus ~40 bytes per valid row of arrays (line numbers, digests, token counts) and 72 bytes
+of LSH keys; signatures wait on disk.
 
     report = build_report(path, ReportOptions(tokenizer_dir=...)).to_dict()
 """
@@ -11,6 +12,7 @@ order, so memory stays bounded: a few blocks in flight plus ~40 bytes per valid 
 import hashlib
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from worker.datasets.chat_template import TokenizerFiles
 from worker.datasets.contamination import DEFAULT_THRESHOLD, index_of, summarize
 from worker.datasets.duplicates import DuplicateFinder
 from worker.datasets.estimate import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_N_EPOCHS, training_estimate
+from worker.datasets.memory import release_free_memory
 from worker.datasets.sampling import Reservoir
 from worker.datasets.source import (
     DEFAULT_BLOCK_BYTES,
@@ -52,6 +55,9 @@ from worker.datasets.validate import (
 )
 
 REPORT_VERSION = 2
+# Half the reader's default: a block's temporaries (parsed rows, n-gram arrays) set each
+# process's peak memory, and per-block costs are small at this size already.
+REPORT_BLOCK_BYTES = DEFAULT_BLOCK_BYTES // 2
 
 
 def default_workers() -> int:
@@ -71,7 +77,7 @@ class ReportOptions:
     sample_size: int = 20
     seed: int = 0
     workers: int = field(default_factory=default_workers)
-    block_bytes: int = DEFAULT_BLOCK_BYTES
+    block_bytes: int = REPORT_BLOCK_BYTES
     fast_tokens: bool = True
     compare_with: Path | None = None  # a validation/eval file to check for contamination
 
@@ -284,36 +290,57 @@ def _init_process(options: AnalysisOptions) -> None:
 
 def _analyse_block(block: LineBlock) -> BlockResult:
     assert _analyzer is not None
-    return _analyzer.analyze(block)
+    return _analyzed(_analyzer, block)
+
+
+def _analyzed(analyzer: BlockAnalyzer, block: LineBlock) -> BlockResult:
+    result = analyzer.analyze(block)
+    release_free_memory()
+    return result
 
 
 def _analysed_pieces(
     path: Path, analysis: AnalysisOptions, options: ReportOptions
 ) -> Iterator[BlockResult | OversizedLine | ReadFailure]:
-    """Block results and the pieces that need no analysis, in file order."""
+    """Block results and the pieces that need no analysis, in file order.
+
+    With n workers, n - 1 helper processes take blocks while this process, between merges,
+    analyses a block itself whenever the helpers have two each queued: one process fewer
+    holding a tokenizer, caches and libraries (~100 MB each), the same cores kept busy.
+    Helpers are spawned, not forked: a forked one would hold a copy of everything this
+    process has (the contamination index's merge half, freed but unreturned heap)."""
     pieces = iter_pieces(path, options.block_bytes)
     if options.workers <= 1:
         analyzer = BlockAnalyzer(analysis)
         for piece in pieces:
-            yield analyzer.analyze(piece) if isinstance(piece, LineBlock) else piece
+            yield _analyzed(analyzer, piece) if isinstance(piece, LineBlock) else piece
         return
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    in_flight: list[Future[BlockResult] | OversizedLine | ReadFailure] = []
-    window = options.workers * 2  # blocks queued ahead: bounds the memory they hold
+    context = multiprocessing.get_context("spawn")
+    helpers = options.workers - 1
+    in_flight: deque[Future[BlockResult] | BlockResult | OversizedLine | ReadFailure] = deque()
+    local: BlockAnalyzer | None = None
     with ProcessPoolExecutor(
-        options.workers, mp_context=context, initializer=_init_process, initargs=(analysis,)
+        helpers, mp_context=context, initializer=_init_process, initargs=(analysis,)
     ) as pool:
         for piece in pieces:
-            in_flight.append(
-                pool.submit(_analyse_block, piece) if isinstance(piece, LineBlock) else piece
-            )
-            while len(in_flight) > window:
-                yield _resolved(in_flight.pop(0))
+            if not isinstance(piece, LineBlock):
+                in_flight.append(piece)
+            elif sum(isinstance(item, Future) for item in in_flight) < 2 * helpers:
+                in_flight.append(pool.submit(_analyse_block, piece))
+            else:
+                local = local or BlockAnalyzer(analysis)
+                in_flight.append(_analyzed(local, piece))
+            while in_flight and _ready(in_flight[0]):
+                yield _resolved(in_flight.popleft())
         while in_flight:
-            yield _resolved(in_flight.pop(0))
+            yield _resolved(in_flight.popleft())
+
+
+def _ready(item: "Future[BlockResult] | BlockResult | OversizedLine | ReadFailure") -> bool:
+    return not isinstance(item, Future) or item.done()
 
 
 def _resolved(
-    item: "Future[BlockResult] | OversizedLine | ReadFailure",
+    item: "Future[BlockResult] | BlockResult | OversizedLine | ReadFailure",
 ) -> BlockResult | OversizedLine | ReadFailure:
     return item.result() if isinstance(item, Future) else item

@@ -8,27 +8,23 @@ Two ways to count, with the same answers:
   locating replies by rendering prefixes, like the loader. About 3 ms a 700-token row here.
 - `FastCounter` renders each *shape* of conversation (its sequence of roles) once, with
   placeholder contents, to learn the template's fixed text around each message, then counts
-  message contents word by word from a cache: a content is cut at single spaces and each
-  " word" is tokenized once per process. This is exact whenever the tokenizer's
-  pre-tokenizer never joins text across such a space, which holds for GPT-2-style byte-level
-  regexes unless whitespace sits on both sides of the space (those contents are tokenized
-  whole) or a content starts or ends with whitespace (those rows go the exact way).
+  each message content on its own (worker/datasets/pretokens.py: the pre-tokenizer's regex
+  in Python and a per-process cache of piece -> token count). This is exact when the
+  template's text and a content never merge into one pre-tokenizer piece: contents that
+  start or end with whitespace go the exact way.
   `TokenCounter` checks the fast counts against the exact ones on sampled rows and stops
   using the fast way for good on the first disagreement.
 """
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from tokenizers import Tokenizer
 
 from worker.datasets.chat_template import ChatTemplate, ChatTemplateError, TokenizerFiles
+from worker.datasets.pretokens import PieceCounter
 
 Message = dict[str, Any]
-# Whitespace on both sides of a space: the pre-tokenizer may join the three into one piece.
-_SPACE_BETWEEN_WHITESPACE = re.compile(r"\s \s")
-_WORD_CACHE_LIMIT = 300_000
 _MAX_SHAPES = 4096
 
 
@@ -89,34 +85,6 @@ class Shape:
     reply_end_tokens: tuple[int, ...]  # per message: trained tokens after an assistant content
 
 
-class _WordCounts(dict[str, int]):
-    """Token count of each cut piece of text, tokenized on first sight (in batches: one
-    tokenizer call costs far more than one word)."""
-
-    def __init__(self, tokenizer: Tokenizer, prefix: str):
-        super().__init__()
-        self.tokenizer = tokenizer
-        self.prefix = prefix
-
-    def total(self, pieces: list[str]) -> int:
-        counts = list(map(self.get, pieces))
-        if None in counts:
-            self._learn(
-                {piece for piece, count in zip(pieces, counts, strict=True) if count is None}
-            )
-            counts = list(map(self.__getitem__, pieces))
-        return sum(counts)  # type: ignore[arg-type]
-
-    def _learn(self, pieces: set[str]) -> None:
-        if len(self) + len(pieces) > _WORD_CACHE_LIMIT:
-            self.clear()
-        ordered = list(pieces)
-        encodings = self.tokenizer.encode_batch(
-            [self.prefix + piece for piece in ordered], add_special_tokens=False
-        )
-        self.update(zip(ordered, map(len, encodings), strict=True))
-
-
 @dataclass
 class FastCounter:
     tokenizer: Tokenizer
@@ -124,8 +92,7 @@ class FastCounter:
     _shapes: dict[tuple[str, ...], Shape | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._first_words = _WordCounts(self.tokenizer, "")
-        self._spaced_words = _WordCounts(self.tokenizer, " ")
+        self._pieces = PieceCounter.for_tokenizer(self.tokenizer)
 
     def count(self, messages: list[Message]) -> ConversationTokens | None:
         """The counts, or None when this row must be counted the exact way."""
@@ -150,10 +117,10 @@ class FastCounter:
         return ConversationTokens(total=total, trainable=trainable)
 
     def count_text(self, text: str) -> int:
-        if _SPACE_BETWEEN_WHITESPACE.search(text):
+        """Tokens of a content on its own."""
+        if self._pieces is None:
             return len(self.tokenizer.encode(text, add_special_tokens=False))
-        first, *rest = text.split(" ")
-        return self._first_words.total([first]) + self._spaced_words.total(rest)
+        return self._pieces.count(text)
 
     def _shape(self, roles: tuple[str, ...]) -> Shape | None:
         if roles not in self._shapes:

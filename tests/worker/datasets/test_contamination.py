@@ -55,3 +55,19 @@ def test_full_report_agrees_with_standalone(tmp_path):
     train, validation = files(tmp_path)
     report = build_report(train, ReportOptions(workers=1, compare_with=validation)).to_dict()
     assert report["contamination"] == contamination_report(train, validation)
+
+
+def test_filtered_lookup_finds_exactly_the_shared_ngrams():
+    import numpy as np
+
+    from worker.datasets.contamination import NgramIndex
+
+    index = NgramIndex([(i + 1, text(i, 200)) for i in range(50)])
+    rng = np.random.default_rng(0)
+    present = rng.choice(index.grams, 500)
+    absent = rng.integers(0, 2**63, 5000, dtype=np.int64).view(np.uint64)
+    training = rng.permutation(np.concatenate([present, absent]))
+    positions, found = index.find(training)
+    expected = np.flatnonzero(np.isin(training, index.grams))
+    assert np.array_equal(found, expected)
+    assert np.array_equal(index.grams[positions], training[expected])

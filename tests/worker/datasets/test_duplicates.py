@@ -1,6 +1,8 @@
 import json
 import random
 
+import numpy as np
+
 from worker.datasets.report import ReportOptions, build_report
 
 WORDS = (
@@ -56,3 +58,23 @@ def test_unrelated_rows_are_not_near_duplicates(tmp_path):
     result = duplicates(tmp_path, [row(long_text(i)) for i in range(30)])
     assert result["exact"]["rows"] == 0
     assert result["near"] == {**result["near"], "rows": 0, "pairs": 0, "examples": []}
+
+
+def test_block_signatures_equal_datasketch_row_by_row():
+    from worker.datasets.duplicates import Signer
+    from worker.datasets.text import WordHasher
+
+    hasher = WordHasher()
+    rows = [hasher.hashes(long_text(i, n).split()) for i, n in enumerate([0, 1, 4, 5, 6, 300])]
+    rows += [hasher.hashes(long_text(100 + i, 2000).split()) for i in range(3)]  # > a chunk
+    rows += [hasher.hashes(long_text(200 + i, 40).split()) for i in range(200)]
+    signer = Signer()
+    expected = np.stack([signer.signature(row) for row in rows])
+    assert np.array_equal(signer.signatures(rows), expected)
+    assert signer.signatures([]).shape == (0, 128)
+
+
+def test_fixed_banding_is_datasketchs_choice():
+    from worker.datasets.duplicates import BANDING, NEAR_DUPLICATE_THRESHOLD, NUM_PERM, Banding
+
+    assert Banding.for_threshold(NEAR_DUPLICATE_THRESHOLD, NUM_PERM) == BANDING

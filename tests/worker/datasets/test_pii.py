@@ -40,3 +40,21 @@ def test_luhn_invalid_sixteen_digits_is_not_a_card():
 
 def test_dates_are_not_phones():
     assert list(find_pii("on 2024-01-31 and 31.01.2024")) == []
+
+
+def test_number_runs_are_number_run_matches():
+    from worker.datasets.pii import NUMBER_RUN, number_runs
+
+    texts = [
+        "+(415) 555 1234 x",
+        "(+1) 5551234567",
+        "a+(12345678)",
+        "++12345678",
+        "((12345678",
+        "call 1234567 8901234 now",
+        "12345678+(87654321) and 4111 1111 1111 1111.",
+        "+",
+        "dates 2024-01-02 and 01.02.2024, ids 123456789012",
+    ]
+    for text in texts:
+        assert list(number_runs(text)) == [m.group() for m in NUMBER_RUN.finditer(text)]
