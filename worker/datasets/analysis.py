@@ -17,7 +17,6 @@ from worker.datasets.contamination import NGRAM_WORDS, NgramIndex
 from worker.datasets.duplicates import Signer
 from worker.datasets.formats import RowFormat, conversation_for_stats
 from worker.datasets.pii import find_pii
-from worker.datasets.rows import check_row
 from worker.datasets.sampling import Reservoir
 from worker.datasets.source import LineBlock
 from worker.datasets.text import (
@@ -30,10 +29,9 @@ from worker.datasets.text import (
 from worker.datasets.tokens import CountingStats, TokenCounter
 from worker.datasets.validate import (
     MAX_LISTED_ERRORS,
-    LineProblem,
     RowError,
     ValidationReport,
-    parse_line,
+    checked_row,
 )
 
 SAMPLE_TEXT_CHARS = 2000
@@ -124,11 +122,7 @@ class BlockAnalyzer:
             if not raw.strip():
                 continue
             validation.rows += 1
-            try:
-                row = parse_line(raw)
-                problem = check_row(row, fmt)
-            except LineProblem as exc:
-                problem = exc.problem
+            row, problem = checked_row(raw, fmt)
             if problem:
                 validation.add_error(RowError(number, *problem))
                 continue

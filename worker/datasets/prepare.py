@@ -11,10 +11,9 @@ from typing import Any
 
 import orjson
 
-from worker.datasets.rows import check_row
 from worker.datasets.source import LineBlock, OversizedLine, ReadFailure, iter_pieces
 from worker.datasets.text import row_digest
-from worker.datasets.validate import LineProblem, iter_lines, parse_line, sniff_format
+from worker.datasets.validate import checked_row, iter_lines, sniff_format
 
 LISTED_LINES = 100
 
@@ -90,11 +89,7 @@ def _rows(
                 if not raw.strip():
                     continue
                 result.rows_in += 1
-                try:
-                    row = parse_line(raw)
-                    problem = check_row(row, fmt)
-                except LineProblem as exc:
-                    problem = exc.problem
+                row, problem = checked_row(raw, fmt)
                 if problem:
                     _invalid(result, line, problem[0], drop_invalid)
                     continue

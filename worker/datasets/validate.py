@@ -124,6 +124,15 @@ def parse_line(raw: bytes) -> Any:
         ) from None
 
 
+def checked_row(raw: bytes, fmt: RowFormat) -> tuple[Any, Problem | None]:
+    """A non-blank line's JSON value and its problem as a row of `fmt` (None when valid)."""
+    try:
+        row = parse_line(raw)
+        return row, check_row(row, fmt)
+    except LineProblem as exc:
+        return None, exc.problem
+
+
 class LineProblem(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -171,10 +180,7 @@ def check_lines(lines: Iterable[tuple[int, bytes]], fmt: RowFormat) -> Validatio
         if not raw.strip():
             continue
         report.rows += 1
-        try:
-            problem = check_row(parse_line(raw), fmt)
-        except LineProblem as exc:
-            problem = exc.problem
+        _, problem = checked_row(raw, fmt)
         if problem:
             report.add_error(RowError(number, *problem))
         else:

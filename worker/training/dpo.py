@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from worker.training.data import IGNORE_INDEX, count_batches
+from worker.training.data import IGNORE_INDEX
 from worker.training.lora import load_base_model, load_tokenizer, lora_config, save_adapter
 from worker.training.manifest import build_manifest, sha256_of_file
 from worker.training.preference_data import (
@@ -45,9 +45,9 @@ from worker.training.preference_data import (
 )
 from worker.training.recipe import (
     MAX_GRAD_NORM,
-    WARMUP_FRACTION,
     WEIGHT_DECAY,
     Reporter,
+    StepSchedule,
     TrainConfig,
     TrainResult,
     choose_compute_dtype,
@@ -132,7 +132,7 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -token_nll.sum(dim=-1)
 
 
-class DPORecipe:
+class DPORecipe(StepSchedule):
     def __init__(self, config: DPOConfig, reporter: Reporter):
         self.config = config
         self.reporter = reporter
@@ -254,21 +254,6 @@ class DPORecipe:
             total_steps=self._total_steps,
         )
         return torch.optim.lr_scheduler.LambdaLR(self._optimizer, schedule)
-
-    @property
-    def _steps_per_epoch(self) -> int:
-        return count_batches(len(self._train_data), self.config.batch_size)
-
-    @property
-    def _total_steps(self) -> int:
-        return self._steps_per_epoch * self.config.n_epochs
-
-    @property
-    def _warmup_steps(self) -> int:
-        return max(1, round(WARMUP_FRACTION * self._total_steps))
-
-    def _trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self._model.parameters() if p.requires_grad]
 
     # ------------------------------------------------------------------ training
 

@@ -258,7 +258,31 @@ class Progress:
     last_metrics: dict[str, Any] = field(default_factory=dict)
 
 
-class SFTRecipe:
+class StepSchedule:
+    """Steps, warmup and trainable parameters, shared by the recipes: each has a `config`
+    (batch_size, n_epochs), its `_train_data` (a sized dataset) and its `_model`."""
+
+    config: Any
+    _train_data: Any
+    _model: Any
+
+    @property
+    def _steps_per_epoch(self) -> int:
+        return count_batches(len(self._train_data), self.config.batch_size)
+
+    @property
+    def _total_steps(self) -> int:
+        return self._steps_per_epoch * self.config.n_epochs
+
+    @property
+    def _warmup_steps(self) -> int:
+        return max(1, round(WARMUP_FRACTION * self._total_steps))
+
+    def _trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self._model.parameters() if p.requires_grad]
+
+
+class SFTRecipe(StepSchedule):
     """Under torchrun (world size > 1) every rank runs this recipe on its own device and its
     share of each global batch; rank 0 alone reports and writes checkpoints and the adapter."""
 
@@ -451,21 +475,6 @@ class SFTRecipe:
             "dataset_sha256": self.config.dataset_sha256,
             "total_steps": self._total_steps,
         }
-
-    @property
-    def _steps_per_epoch(self) -> int:
-        return count_batches(len(self._train_data), self.config.batch_size)
-
-    @property
-    def _total_steps(self) -> int:
-        return self._steps_per_epoch * self.config.n_epochs
-
-    @property
-    def _warmup_steps(self) -> int:
-        return max(1, round(WARMUP_FRACTION * self._total_steps))
-
-    def _trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self._model.parameters() if p.requires_grad]
 
     # ------------------------------------------------------------------ training
 
