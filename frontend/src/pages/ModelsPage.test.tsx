@@ -48,7 +48,7 @@ describe("ModelsPage", () => {
     mockFetch((path, req) => {
       if (path === "/v1/adapters") return list([adapter]);
       if (path === "/v1/aliases") return list([makeAlias("support", "ft:old", "ft:older")]);
-      if (path === "/v1/aliases/support" && req.method === "POST") {
+      if (path === "/v1/aliases/support/promote" && req.method === "POST") {
         calls.push(`repoint ${req.body}`);
         return jsonResponse(
           { error: { message: "Adapter was trained with another chat template.", type: "invalid_request_error", param: "adapter", code: "chat_template_mismatch" } },
