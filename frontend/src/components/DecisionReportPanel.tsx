@@ -74,7 +74,7 @@ export function DecisionReportPanel({ jobId }: { jobId: string }) {
           <fieldset className="field">
             <legend>Eval files</legend>
             {evalFiles.map((f) => (
-              <label key={f.id} className="check">
+              <label key={f.id} className="checkbox">
                 <input
                   type="checkbox"
                   checked={picked.includes(f.id)}

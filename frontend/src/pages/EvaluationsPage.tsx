@@ -249,7 +249,7 @@ function StartRun() {
           <fieldset className="field">
             <legend>Candidate</legend>
             {(["base", "adapter", "alias"] as const).map((k) => (
-              <label key={k} className="check">
+              <label key={k} className="checkbox">
                 <input
                   type="radio"
                   name={`${id}-kind`}

@@ -122,41 +122,41 @@ function AliasTable({ aliases }: { aliases: Alias[] }) {
           <tbody>
             {aliases.map((a) => (
               <Fragment key={a.id}>
-              <tr>
-                <td className="mono">{a.name}</td>
-                <td className="mono break" data-testid={`alias-target-${a.name}`}>
-                  {a.target.model}
-                </td>
-                <td className="mono break">{a.previous?.model ?? "—"}</td>
-                <td className="num">{a.version}</td>
-                <td className="row-actions">
-                  <button
-                    type="button"
-                    className="button button-small"
-                    aria-expanded={open === a.name}
-                    onClick={() => setOpen(open === a.name ? null : a.name)}
-                  >
-                    History<span className="visually-hidden"> of {a.name}</span>
-                  </button>
-                  {a.previous ? (
+                <tr>
+                  <td className="mono">{a.name}</td>
+                  <td className="mono break" data-testid={`alias-target-${a.name}`}>
+                    {a.target.model}
+                  </td>
+                  <td className="mono break">{a.previous?.model ?? "—"}</td>
+                  <td className="num">{a.version}</td>
+                  <td className="row-actions">
                     <button
                       type="button"
                       className="button button-small"
-                      disabled={rollback.isPending}
-                      onClick={() => rollback.mutate(a.name)}
+                      aria-expanded={open === a.name}
+                      onClick={() => setOpen(open === a.name ? null : a.name)}
                     >
-                      Roll back<span className="visually-hidden"> {a.name}</span>
+                      History<span className="visually-hidden"> of {a.name}</span>
                     </button>
-                  ) : null}
-                </td>
-              </tr>
-              {open === a.name ? (
-                <tr>
-                  <td colSpan={5}>
-                    <AliasHistory name={a.name} />
+                    {a.previous ? (
+                      <button
+                        type="button"
+                        className="button button-small"
+                        disabled={rollback.isPending}
+                        onClick={() => rollback.mutate(a.name)}
+                      >
+                        Roll back<span className="visually-hidden"> {a.name}</span>
+                      </button>
+                    ) : null}
                   </td>
                 </tr>
-              ) : null}
+                {open === a.name ? (
+                  <tr>
+                    <td colSpan={5}>
+                      <AliasHistory name={a.name} />
+                    </td>
+                  </tr>
+                ) : null}
               </Fragment>
             ))}
           </tbody>
