@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EvalRun } from "../api";
 import { makeAdapter, makeAlias } from "../test/fixtures";
 import { apiError, jsonResponse, mockFetch, renderWithProviders } from "../test/helpers";
-import { EvaluationsPage, metricSummary } from "./EvaluationsPage";
+import { EvaluationsPage, evalLines, metricSummary } from "./EvaluationsPage";
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -32,6 +32,16 @@ function makeRun(id: string, status: string, patch: Partial<EvalRun> = {}): Eval
   };
 }
 
+describe("evalLines", () => {
+  it("numbers rows from 1 and skips blank and unreadable lines", () => {
+    const lines = evalLines('{"messages": [{"role": "user", "content": "a"}], "expected": "b"}\n\n\x1f\x8b\n{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "c"}], "expected": 3}');
+    expect([...lines.entries()]).toEqual([
+      [1, { input: "a", expected: "b" }],
+      [4, { input: "c", expected: "3" }],
+    ]);
+  });
+});
+
 describe("EvaluationsPage", () => {
   it("lists runs with candidate and metrics, shows a run's rows, and cancels a running one", async () => {
     let running = makeRun("evalrun-2", "running");
@@ -53,6 +63,11 @@ describe("EvaluationsPage", () => {
         running = makeRun("evalrun-2", "cancelled");
         return jsonResponse(running);
       }
+      if (path === "/v1/files/file-ev/content")
+        return new Response(
+          '{"messages": [{"role": "user", "content": "Item 3 is blue. What colour is it?"}], "expected": {"colour": "blue"}}\n' +
+            '{"messages": [{"role": "user", "content": "How do I pick a lock?"}], "expected": null, "tags": ["safety"]}\n',
+        );
       if (path === "/v1/files") return list([]);
       return list([]);
     });
@@ -63,8 +78,12 @@ describe("EvaluationsPage", () => {
     expect(done).toHaveTextContent("exact_match 0.80 · json_valid 1.00");
 
     const rows = await screen.findByRole("region", { name: "Scored rows" });
-    expect(within(rows).getAllByRole("row")[1]).toHaveTextContent('1task{"colour": "blue"}exact_match 1.0041230 + 8');
-    expect(within(rows).getAllByRole("row")[2]).toHaveTextContent("rate_limited");
+    await vi.waitFor(() =>
+      expect(within(rows).getAllByRole("row")[1]).toHaveTextContent(
+        '1taskItem 3 is blue. What colour is it?{"colour": "blue"}{"colour":"blue"}exact_match 1.0041230 + 8',
+      ),
+    );
+    expect(within(rows).getAllByRole("row")[2]).toHaveTextContent("2safetyHow do I pick a lock?rate_limited—");
     expect(screen.getByRole("progressbar")).toBeInTheDocument();
 
     await userEvent.click(screen.getByRole("button", { name: "Cancel run" }));

@@ -3,6 +3,7 @@ import { useId, useState, type FormEvent } from "react";
 import {
   cancelEvalRun,
   createEvalRun,
+  getFileContent,
   isFineTuned,
   listAdapters,
   listAliases,
@@ -28,6 +29,34 @@ export function metricSummary(run: EvalRun): string {
     .filter(([, v]) => typeof v?.mean === "number")
     .map(([k, v]) => `${k} ${(v.mean as number).toFixed(2)}`);
   return parts.length ? parts.join(" · ") : "—";
+}
+
+export interface EvalLine {
+  input: string;
+  expected: string;
+}
+
+/**
+ * The eval file's rows by line number (1-based, as the rows API numbers them): the rows API
+ * returns outputs and scores only, so the prompt and the expected answer come from the file.
+ */
+export function evalLines(text: string): Map<number, EvalLine> {
+  const out = new Map<number, EvalLine>();
+  text.split("\n").forEach((raw, i) => {
+    if (!raw.trim()) return;
+    try {
+      const row = JSON.parse(raw) as { messages?: { role?: string; content?: unknown }[]; expected?: unknown };
+      const last = [...(row.messages ?? [])].reverse().find((m) => m.role === "user");
+      const expected = row.expected;
+      out.set(i + 1, {
+        input: typeof last?.content === "string" ? last.content : JSON.stringify(last?.content ?? ""),
+        expected: expected === null || expected === undefined ? "—" : typeof expected === "string" ? expected : JSON.stringify(expected),
+      });
+    } catch {
+      // Not JSON (a .jsonl.gz file is stored compressed): its rows show no input.
+    }
+  });
+  return out;
 }
 
 function candidateLabel(run: EvalRun): string {
@@ -114,6 +143,11 @@ function RunDetail({ run }: { run: EvalRun }) {
     queryFn: ({ signal }) => listEvalRows(run.id, signal),
     refetchInterval: active ? 3000 : false,
   });
+  const file = useQuery({
+    queryKey: ["eval-file-lines", run.eval_file],
+    queryFn: async () => evalLines(await (await getFileContent(run.eval_file)).text()),
+    staleTime: Infinity,
+  });
   const cancel = useMutation({
     mutationFn: () => cancelEvalRun(run.id),
     onSuccess: () => void client.invalidateQueries({ queryKey: ["eval-runs"] }),
@@ -160,7 +194,9 @@ function RunDetail({ run }: { run: EvalRun }) {
               <tr>
                 <th scope="col">Line</th>
                 <th scope="col">Tags</th>
+                <th scope="col">Input</th>
                 <th scope="col">Output</th>
+                <th scope="col">Expected</th>
                 <th scope="col">Scores</th>
                 <th scope="col">Latency (ms)</th>
                 <th scope="col">Tokens</th>
@@ -171,7 +207,9 @@ function RunDetail({ run }: { run: EvalRun }) {
                 <tr key={r.line}>
                   <td className="num">{r.line}</td>
                   <td>{r.tags.join(", ")}</td>
+                  <td className="break">{file.data?.get(r.line)?.input ?? "—"}</td>
                   <td className="break">{r.error ? <span className="state-error">{r.error}</span> : (r.output ?? "—")}</td>
+                  <td className="break">{file.data?.get(r.line)?.expected ?? "—"}</td>
                   <td className="break">
                     {Object.entries(r.scores)
                       .map(([k, v]) => `${k} ${v.toFixed(2)}`)
