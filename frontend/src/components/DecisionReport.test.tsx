@@ -104,6 +104,10 @@ describe("DecisionReportPanel", () => {
         current = makeReport("running");
         return jsonResponse(current);
       }
+      if (path === "/v1/eval_runs/evalrun-f")
+        return jsonResponse({ id: "evalrun-f", status: "running", progress: { rows_done: 3, rows_total: 8 } });
+      if (path === "/v1/eval_runs/evalrun-b")
+        return jsonResponse({ id: "evalrun-b", status: "succeeded", progress: { rows_done: 8, rows_total: 8 } });
       if (path === "/v1/fine_tuning/jobs/ftjob-1/decision_report") {
         if (!current) return apiError("No decision report yet.", 404);
         current = makeReport("succeeded");
@@ -126,6 +130,7 @@ describe("DecisionReportPanel", () => {
     await userEvent.type(screen.getByLabelText("Few-shot examples for the base (optional)"), "user: q\nassistant: a");
     await userEvent.click(submit);
     expect(await screen.findByRole("list", { name: "Eval runs" })).toHaveTextContent("Fine-tune on file-ev");
+    expect(await screen.findByRole("progressbar", { name: "Fine-tune on file-ev" })).toHaveAttribute("aria-valuetext", "3 of 8 rows");
     expect(posts).toEqual([
       { eval_files: ["file-ev"], system_prompt: "Answer in JSON.", few_shot: [{ role: "user", content: "q" }, { role: "assistant", content: "a" }] },
     ]);

@@ -1,9 +1,10 @@
 // The job page's decision report: pick eval files, a base system prompt and optional few-shot
 // examples, run it, follow it, and read it.
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { createDecisionReport, getDecisionReport, listFiles, type FewShot } from "../api";
+import { createDecisionReport, getDecisionReport, getEvalRun, listFiles, type FewShot } from "../api";
 import { DecisionReport } from "./DecisionReport";
+import { ProgressBar } from "./ProgressBar";
 import { StatusBadge } from "./StatusBadge";
 import { Empty, ErrorMessage, Loading } from "./States";
 
@@ -42,6 +43,15 @@ export function DecisionReportPanel({ jobId }: { jobId: string }) {
       }),
     onSuccess: (r) => client.setQueryData(["decision-report", jobId], r),
   });
+  const running = report.data?.status === "running";
+  const runIds = running ? (report.data?.runs ?? []).map((r) => r.id ?? "") : [];
+  const progress = useQueries({
+    queries: runIds.map((runId) => ({
+      queryKey: ["eval-run", runId],
+      queryFn: ({ signal }: { signal: AbortSignal }) => getEvalRun(runId, signal),
+      refetchInterval: 3000,
+    })),
+  });
   const evalFiles = (files.data?.data ?? []).filter((f) => f.purpose === "evals" && f.status === "processed");
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
@@ -53,7 +63,6 @@ export function DecisionReportPanel({ jobId }: { jobId: string }) {
     setFormError(null);
     if (picked.length) run.mutate(examples);
   };
-  const running = report.data?.status === "running";
   return (
     <section className="card" aria-labelledby={`${id}-heading`}>
       <h2 id={`${id}-heading`}>Decision report</h2>
@@ -125,14 +134,24 @@ export function DecisionReportPanel({ jobId }: { jobId: string }) {
         <>
           {report.data.status === "running" ? (
             <ul className="item-list" aria-label="Eval runs" aria-live="polite">
-              {report.data.runs.map((r) => (
-                <li key={r.id} className="item">
-                  <span className="item-title">
-                    {r.role === "baseline" ? "Base" : "Fine-tune"} on <span className="mono">{r.eval_file}</span>
-                  </span>
-                  <StatusBadge status={r.status ?? "queued"} />
-                </li>
-              ))}
+              {report.data.runs.map((r, i) => {
+                const live = progress[i]?.data;
+                const label = `${r.role === "baseline" ? "Base" : "Fine-tune"} on ${r.eval_file}`;
+                return (
+                  <li key={r.id} className="item">
+                    <span className="item-title">{label}</span>
+                    {live ? (
+                      <ProgressBar
+                        value={live.progress.rows_done}
+                        max={Math.max(live.progress.rows_total, 1)}
+                        label={label}
+                        valueText={`${live.progress.rows_done} of ${live.progress.rows_total} rows`}
+                      />
+                    ) : null}
+                    <StatusBadge status={live?.status ?? r.status ?? "queued"} />
+                  </li>
+                );
+              })}
             </ul>
           ) : null}
           <DecisionReport report={report.data} />
