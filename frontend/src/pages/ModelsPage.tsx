@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Fragment, useState } from "react";
 import {
   errorMessage,
+  getDecisionReport,
   getFileContent,
   getJob,
   listAdapters,
@@ -10,6 +11,7 @@ import {
   type Adapter,
   type Alias,
 } from "../api";
+import { DecisionReport } from "../components/DecisionReport";
 import { AdapterActions, AliasHistory, PromoteForm } from "../components/Registry";
 import { StatusBadge } from "../components/StatusBadge";
 import { Empty, ErrorMessage, Loading } from "../components/States";
@@ -174,6 +176,11 @@ function AdapterDetail({ adapter, aliases }: { adapter: Adapter; aliases: Alias[
     queryFn: ({ signal }) => getJob(adapter.fine_tuning_job_id as string, signal),
     enabled: Boolean(adapter.fine_tuning_job_id),
   });
+  const report = useQuery({
+    queryKey: ["decision-report", adapter.fine_tuning_job_id],
+    queryFn: ({ signal }) => getDecisionReport(adapter.fine_tuning_job_id as string, signal),
+    enabled: Boolean(adapter.fine_tuning_job_id),
+  });
   const [downloadError, setDownloadError] = useState<string | null>(null);
   const download = async (what: "manifest" | "results") => {
     setDownloadError(null);
@@ -260,6 +267,12 @@ function AdapterDetail({ adapter, aliases }: { adapter: Adapter; aliases: Alias[
         <p className="state state-error" role="alert">
           {downloadError}
         </p>
+      ) : null}
+      {report.data?.status === "succeeded" ? (
+        <section className="decision-report" aria-labelledby="adapter-report-heading">
+          <h3 id="adapter-report-heading">Decision report</h3>
+          <DecisionReport report={report.data} />
+        </section>
       ) : null}
       <PromoteForm adapter={adapter} aliases={aliases} />
       <AdapterActions adapter={adapter} />
