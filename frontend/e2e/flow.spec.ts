@@ -1,5 +1,5 @@
 // Sign in → upload → report → start a job → watch it finish with a loss curve → chat with the
-// adapter → promote it to an alias, in a real browser against the real platform.
+// adapter → promote it to an alias, read its history, download the adapter, in a real browser against the real platform.
 import { expect, test, type Page } from "@playwright/test";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -130,6 +130,18 @@ test("a product team's whole fine-tune, from sign-in to an alias", async ({ page
   await page.getByLabel("Alias name").fill("colours-prod");
   await page.getByRole("button", { name: "Promote" }).click();
   await expect(page.getByTestId("alias-target-colours-prod")).toHaveText(model);
+  await page.getByRole("button", { name: "History of colours-prod" }).click();
+  await expect(page.getByRole("list", { name: "History of colours-prod" }).getByRole("listitem").first()).toContainText(
+    "v1 · Created",
+  );
+  // The adapter's zip: its files, manifest and lineage.
+  const downloading = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Download adapter (zip)" }).click();
+  const download = await downloading;
+  expect(download.suggestedFilename()).toMatch(/^adapter-.+\.zip$/);
+  const zip = readFileSync(await download.path());
+  expect(zip.subarray(0, 2).toString()).toBe("PK");
+  expect(zip.includes(Buffer.from("manifest.json"))).toBe(true);
   await shot(page, "07-models");
 
   // Usage and drift, then the narrow (phone) layout of two pages.
@@ -142,6 +154,10 @@ test("a product team's whole fine-tune, from sign-in to an alias", async ({ page
   await shot(page, "09-datasets-390px");
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Playground" }).click();
   await shot(page, "10-playground-390px");
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Evaluations" }).click();
+  await expect(page.getByRole("heading", { level: 1, name: "Evaluations" })).toBeVisible();
+  await expect(page.getByText("No eval runs yet.")).toBeVisible();
+  await shot(page, "11-evaluations-390px");
 
   await header.getByRole("button", { name: "Sign out" }).click();
   await expect(page.getByLabel("API key")).toBeVisible();

@@ -12,6 +12,7 @@ import {
 import { Layout, type Section } from "./components/Layout";
 import { Loading } from "./components/States";
 import { DatasetsPage } from "./pages/DatasetsPage";
+import { EvaluationsPage } from "./pages/EvaluationsPage";
 import { FineTunesPage } from "./pages/FineTunesPage";
 import { JobDetailPage } from "./pages/JobDetailPage";
 import { ModelsPage } from "./pages/ModelsPage";
@@ -70,6 +71,12 @@ function resolveRoute(pathname: string): Route {
       section: "models",
       element: <ModelsPage adapterId={params.adapterId ?? null} />,
     };
+  }
+  if (matchPath("/evaluations", pathname)) {
+    return { page: "evaluations", section: "evaluations", element: <EvaluationsPage runId={null} /> };
+  }
+  if ((params = matchPath("/evaluations/:runId", pathname))) {
+    return { page: "evaluations", section: "evaluations", element: <EvaluationsPage runId={params.runId ?? null} /> };
   }
   if (matchPath("/usage", pathname)) {
     return { page: "usage", section: "usage", element: <UsagePage /> };

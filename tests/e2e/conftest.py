@@ -34,7 +34,8 @@ def running_stack(overrides: dict[str, str] | None = None) -> Iterator[Stack]:
         s.start_workers()
         s.start_api()
         s.wait_ready(vllm_timeout=900)
-    except Exception:
+    except BaseException:
+        # BaseException: Ctrl-C during the long start must not leave the stack running.
         print(_tail(s))
         s.stop()
         raise

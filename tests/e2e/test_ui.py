@@ -1,6 +1,7 @@
 """The web UI in a real browser (Debian's chromium, driven by Playwright) against the real
-platform: sign in → upload → report → fine-tune → loss curve → chat → promote to an alias.
-Screenshots of each page land in artifacts/ui/."""
+platform: sign in → upload → report → fine-tune → loss curve → chat → promote to an alias →
+alias history → adapter zip → Evaluations at 390 px. Screenshots of each page land in
+artifacts/ui/."""
 
 import os
 import secrets
@@ -71,4 +72,4 @@ def test_whole_flow_in_chromium(frontend_dist: Path, stack: Stack, tmp_path: Pat
     )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
     shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
-    assert len(shots) == 10, shots
+    assert len(shots) == 11, shots

@@ -35,3 +35,28 @@ export {
 } from "./models";
 export { streamChatCompletion } from "./chat";
 export type { ChatRequest, ChatStreamMeta } from "./chat";
+export {
+  cancelEvalRun,
+  createDecisionReport,
+  createEvalRun,
+  createExport,
+  deleteAdapter,
+  getAdapterZip,
+  getAliasHistory,
+  getDecisionReport,
+  getEvalRun,
+  getExport,
+  getExportZip,
+  listEvalRows,
+  listEvalRuns,
+  promoteGated,
+} from "./evals";
+export type {
+  AdapterExport,
+  AliasEvent,
+  DecisionReportObject,
+  EvalRun,
+  EvalRunRow,
+  FewShot,
+  Promotion,
+} from "./evals";

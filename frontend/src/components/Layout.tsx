@@ -3,12 +3,13 @@ import type { ReactNode } from "react";
 import type { Tenant } from "../api";
 import { Link } from "../router";
 
-export type Section = "datasets" | "fine-tunes" | "models" | "playground" | "usage" | null;
+export type Section = "datasets" | "fine-tunes" | "models" | "evaluations" | "playground" | "usage" | null;
 
 const NAV: { section: Exclude<Section, null>; to: string; label: string }[] = [
   { section: "datasets", to: "/datasets", label: "Datasets" },
   { section: "fine-tunes", to: "/fine-tunes", label: "Fine-tunes" },
   { section: "models", to: "/models", label: "Models" },
+  { section: "evaluations", to: "/evaluations", label: "Evaluations" },
   { section: "playground", to: "/playground", label: "Playground" },
   { section: "usage", to: "/usage", label: "Usage" },
 ];

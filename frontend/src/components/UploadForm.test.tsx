@@ -73,6 +73,20 @@ function chooseFile() {
 }
 
 describe("UploadForm", () => {
+  it("uploads an eval file with the purpose evals", async () => {
+    render(<UploadForm />);
+    await userEvent.selectOptions(screen.getByLabelText("Purpose"), "evals");
+    const file = new File(['{"messages": [], "expected": "x"}'], "evals.jsonl", { type: "application/jsonl" });
+    await userEvent.upload(screen.getByLabelText("Eval file"), file);
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    const xhr = FakeXhr.last as FakeXhr;
+    expect(xhr.body?.get("purpose")).toBe("evals");
+    expect((xhr.body?.get("file") as File).name).toBe("evals.jsonl");
+    expect(screen.getByLabelText("Purpose")).toBeDisabled();
+    await act(async () => xhr.respond(200, { ...uploaded, filename: "evals.jsonl", purpose: "evals" }));
+    expect(await screen.findByText(/Uploaded/)).toHaveTextContent("evals.jsonl");
+  });
+
   it("shows upload progress, then reports success", async () => {
     const onUploaded = vi.fn();
     render(<UploadForm onUploaded={onUploaded} />);

@@ -1,4 +1,4 @@
-// Upload a training file: a file input inside a drag-and-drop zone (react-dropzone), with a
+// Upload a training or eval file: a file input inside a drag-and-drop zone (react-dropzone), with a
 // real progress bar; big files go up in parts through the Uploads API.
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { useDropzone } from "react-dropzone";
@@ -21,6 +21,8 @@ type Phase =
 export function UploadForm({ onUploaded }: { onUploaded?: (file: FileObject) => void }) {
   const inputId = useId();
   const hintId = useId();
+  const purposeId = useId();
+  const [purpose, setPurpose] = useState<"fine-tune" | "evals">("fine-tune");
   const inputRef = useRef<HTMLInputElement>(null);
   const handleRef = useRef<UploadHandle | null>(null);
   const [file, setFile] = useState<File | null>(null);
@@ -55,8 +57,10 @@ export function UploadForm({ onUploaded }: { onUploaded?: (file: FileObject) => 
       return;
     }
     setPhase({ kind: "uploading", loaded: 0, total: file.size });
-    const handle = uploadFile(file, ({ loaded, total }) =>
-      setPhase({ kind: "uploading", loaded, total }),
+    const handle = uploadFile(
+      file,
+      ({ loaded, total }) => setPhase({ kind: "uploading", loaded, total }),
+      { purpose },
     );
     handleRef.current = handle;
     try {
@@ -95,13 +99,25 @@ export function UploadForm({ onUploaded }: { onUploaded?: (file: FileObject) => 
 
   return (
     <form className="upload-form" onSubmit={onSubmit} aria-busy={uploading}>
+      <div className="field">
+        <label htmlFor={purposeId}>Purpose</label>
+        <select
+          id={purposeId}
+          value={purpose}
+          disabled={uploading}
+          onChange={(e) => setPurpose(e.target.value as "fine-tune" | "evals")}
+        >
+          <option value="fine-tune">Fine-tune (training data)</option>
+          <option value="evals">Evals (eval rows: messages, expected, tags, checks)</option>
+        </select>
+      </div>
       <div
         {...getRootProps({ className: `dropzone${isDragActive ? " dropzone-active" : ""}` })}
         tabIndex={undefined}
         role={undefined}
       >
         <label htmlFor={inputId} className="dropzone-label">
-          Training file
+          {purpose === "evals" ? "Eval file" : "Training file"}
         </label>
         <p id={hintId} className="hint">
           Drop a file here or choose one. Usually JSON Lines (.jsonl), one example per line; big files are sent in parts.

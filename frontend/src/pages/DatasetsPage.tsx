@@ -25,10 +25,10 @@ export function DatasetsPage({ fileId }: { fileId: string | null }) {
   return (
     <div className="page">
       <h1 tabIndex={-1}>Datasets</h1>
-      <p className="lede">Upload training data, then check its quality report.</p>
+      <p className="lede">Upload training data or eval files, then check the quality report.</p>
 
       <section className="card" aria-labelledby="upload-heading">
-        <h2 id="upload-heading">Upload a training file</h2>
+        <h2 id="upload-heading">Upload a file</h2>
         <UploadForm onUploaded={() => void files.refetch()} />
       </section>
 

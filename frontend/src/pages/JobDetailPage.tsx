@@ -10,6 +10,7 @@ import {
   type MetricsData,
 } from "../api";
 import { LossChart, lossPoints } from "../components/charts/LossChart";
+import { DecisionReportPanel } from "../components/DecisionReportPanel";
 import { JobTimeline } from "../components/JobTimeline";
 import { ProgressBar } from "../components/ProgressBar";
 import { StatusBadge } from "../components/StatusBadge";
@@ -215,6 +216,8 @@ function JobView({
         <h2 id="checkpoints-heading">Checkpoints</h2>
         <Checkpoints jobId={job.id} status={job.status} />
       </section>
+
+      {job.status === "succeeded" ? <DecisionReportPanel jobId={job.id} /> : null}
 
       <section className="card" aria-labelledby="details-heading">
         <h2 id="details-heading">Details</h2>

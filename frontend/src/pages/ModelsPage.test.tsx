@@ -48,7 +48,7 @@ describe("ModelsPage", () => {
     mockFetch((path, req) => {
       if (path === "/v1/adapters") return list([adapter]);
       if (path === "/v1/aliases") return list([makeAlias("support", "ft:old", "ft:older")]);
-      if (path === "/v1/aliases/support" && req.method === "POST") {
+      if (path === "/v1/aliases/support/promote" && req.method === "POST") {
         calls.push(`repoint ${req.body}`);
         return jsonResponse(
           { error: { message: "Adapter was trained with another chat template.", type: "invalid_request_error", param: "adapter", code: "chat_template_mismatch" } },
@@ -69,6 +69,27 @@ describe("ModelsPage", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent("Adapter was trained with another chat template.");
     await userEvent.click(screen.getByRole("button", { name: /^Roll back/ }));
     await vi.waitFor(() => expect(calls).toEqual([`repoint {"adapter":"${adapter.id}"}`, "rollback"]));
+  });
+
+  it("shows the adapter's finished decision report with its verdict", async () => {
+    const adapter = makeAdapter("adapter-00000007");
+    mockFetch((path) => {
+      if (path === "/v1/adapters") return list([adapter]);
+      if (path === "/v1/aliases") return list([]);
+      if (path === "/v1/fine_tuning/jobs/ftjob-1/decision_report")
+        return jsonResponse({
+          id: "dr-1", object: "fine_tuning.job.decision_report", fine_tuning_job_id: "ftjob-1", adapter_id: adapter.id,
+          eval_files: ["file-ev"], status: "succeeded", runs: [], error: null, created_at: 1, finished_at: 2,
+          report: {
+            verdict: { decision: "keep_prompting", message: "gain is within noise — keep prompting" },
+            groups: { task: { exact_match: { baseline: 0.5, fine_tune: 0.52, delta: 0.02, ci95: [-0.05, 0.09], rows: 20 } } },
+          },
+        });
+      return jsonResponse(makeJob("succeeded"));
+    });
+    renderWithProviders(<ModelsPage adapterId={null} />);
+    const section = await screen.findByRole("region", { name: "Decision report" });
+    expect(within(section).getByTestId("verdict")).toHaveTextContent("Keep promptinggain is within noise — keep prompting");
   });
 
   it("has an empty state that points at fine-tuning", async () => {

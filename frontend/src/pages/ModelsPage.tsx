@@ -1,17 +1,18 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useId, useState, type FormEvent } from "react";
+import { Fragment, useState } from "react";
 import {
   errorMessage,
+  getDecisionReport,
   getFileContent,
   getJob,
   listAdapters,
   listAliases,
-  promoteAlias,
   rollbackAlias,
   type Adapter,
   type Alias,
 } from "../api";
 import { DecisionReport } from "../components/DecisionReport";
+import { AdapterActions, AliasHistory, PromoteForm } from "../components/Registry";
 import { StatusBadge } from "../components/StatusBadge";
 import { Empty, ErrorMessage, Loading } from "../components/States";
 import { usePageTitle } from "../hooks/usePageTitle";
@@ -90,9 +91,13 @@ export function ModelsPage({ adapterId }: { adapterId: string | null }) {
 
 function AliasTable({ aliases }: { aliases: Alias[] }) {
   const client = useQueryClient();
+  const [open, setOpen] = useState<string | null>(null);
   const rollback = useMutation({
     mutationFn: (name: string) => rollbackAlias(name),
-    onSuccess: () => client.invalidateQueries({ queryKey: ["aliases"] }),
+    onSuccess: () => {
+      void client.invalidateQueries({ queryKey: ["aliases"] });
+      void client.invalidateQueries({ queryKey: ["alias-history"] });
+    },
   });
   if (aliases.length === 0) {
     return (
@@ -118,26 +123,43 @@ function AliasTable({ aliases }: { aliases: Alias[] }) {
           </thead>
           <tbody>
             {aliases.map((a) => (
-              <tr key={a.id}>
-                <td className="mono">{a.name}</td>
-                <td className="mono break" data-testid={`alias-target-${a.name}`}>
-                  {a.target.model}
-                </td>
-                <td className="mono break">{a.previous?.model ?? "—"}</td>
-                <td className="num">{a.version}</td>
-                <td>
-                  {a.previous ? (
+              <Fragment key={a.id}>
+                <tr>
+                  <td className="mono">{a.name}</td>
+                  <td className="mono break" data-testid={`alias-target-${a.name}`}>
+                    {a.target.model}
+                  </td>
+                  <td className="mono break">{a.previous?.model ?? "—"}</td>
+                  <td className="num">{a.version}</td>
+                  <td className="row-actions">
                     <button
                       type="button"
                       className="button button-small"
-                      disabled={rollback.isPending}
-                      onClick={() => rollback.mutate(a.name)}
+                      aria-expanded={open === a.name}
+                      onClick={() => setOpen(open === a.name ? null : a.name)}
                     >
-                      Roll back<span className="visually-hidden"> {a.name}</span>
+                      History<span className="visually-hidden"> of {a.name}</span>
                     </button>
-                  ) : null}
-                </td>
-              </tr>
+                    {a.previous ? (
+                      <button
+                        type="button"
+                        className="button button-small"
+                        disabled={rollback.isPending}
+                        onClick={() => rollback.mutate(a.name)}
+                      >
+                        Roll back<span className="visually-hidden"> {a.name}</span>
+                      </button>
+                    ) : null}
+                  </td>
+                </tr>
+                {open === a.name ? (
+                  <tr>
+                    <td colSpan={5}>
+                      <AliasHistory name={a.name} />
+                    </td>
+                  </tr>
+                ) : null}
+              </Fragment>
             ))}
           </tbody>
         </table>
@@ -152,6 +174,11 @@ function AdapterDetail({ adapter, aliases }: { adapter: Adapter; aliases: Alias[
   const job = useQuery({
     queryKey: ["job", adapter.fine_tuning_job_id],
     queryFn: ({ signal }) => getJob(adapter.fine_tuning_job_id as string, signal),
+    enabled: Boolean(adapter.fine_tuning_job_id),
+  });
+  const report = useQuery({
+    queryKey: ["decision-report", adapter.fine_tuning_job_id],
+    queryFn: ({ signal }) => getDecisionReport(adapter.fine_tuning_job_id as string, signal),
     enabled: Boolean(adapter.fine_tuning_job_id),
   });
   const [downloadError, setDownloadError] = useState<string | null>(null);
@@ -241,70 +268,14 @@ function AdapterDetail({ adapter, aliases }: { adapter: Adapter; aliases: Alias[
           {downloadError}
         </p>
       ) : null}
-      <DecisionReport report={null} />
-      <PromoteForm adapter={adapter} aliases={aliases} />
-    </>
-  );
-}
-
-function PromoteForm({ adapter, aliases }: { adapter: Adapter; aliases: Alias[] }) {
-  const id = useId();
-  const client = useQueryClient();
-  const [name, setName] = useState("");
-  const promote = useMutation({
-    mutationFn: (alias: string) => promoteAlias(alias, adapter.id, aliases.some((a) => a.name === alias)),
-    onSuccess: (alias) => {
-      setName("");
-      void client.invalidateQueries({ queryKey: ["aliases"] });
-      return alias;
-    },
-  });
-  const onSubmit = (e: FormEvent) => {
-    e.preventDefault();
-    if (name.trim()) promote.mutate(name.trim());
-  };
-  return (
-    <form className="form promote" onSubmit={onSubmit} aria-labelledby={`${id}-heading`}>
-      <h3 id={`${id}-heading`}>Promote to an alias</h3>
-      <div className="field">
-        <label htmlFor={`${id}-alias`}>Alias name</label>
-        <input
-          id={`${id}-alias`}
-          type="text"
-          list={`${id}-aliases`}
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          autoComplete="off"
-          spellCheck={false}
-          aria-describedby={`${id}-hint`}
-          aria-invalid={promote.isError ? true : undefined}
-        />
-        <datalist id={`${id}-aliases`}>
-          {aliases.map((a) => (
-            <option key={a.id} value={a.name} />
-          ))}
-        </datalist>
-        <p className="hint" id={`${id}-hint`}>
-          A new name creates the alias; an existing one is repointed here (roll back restores it).
-        </p>
-      </div>
-      <div className="form-actions">
-        <button type="submit" className="button button-primary" disabled={promote.isPending || !name.trim()}>
-          {promote.isPending ? "Promoting…" : "Promote"}
-        </button>
-      </div>
-      <div aria-live="polite">
-        {promote.isSuccess ? (
-          <p className="state state-success">
-            <span className="mono">{promote.data.name}</span> now serves {promote.data.target.model}.
-          </p>
-        ) : null}
-      </div>
-      {promote.isError ? (
-        <p className="state state-error" role="alert">
-          {errorMessage(promote.error)}
-        </p>
+      {report.data?.status === "succeeded" ? (
+        <section className="decision-report" aria-labelledby="adapter-report-heading">
+          <h3 id="adapter-report-heading">Decision report</h3>
+          <DecisionReport report={report.data} />
+        </section>
       ) : null}
-    </form>
+      <PromoteForm adapter={adapter} aliases={aliases} />
+      <AdapterActions adapter={adapter} />
+    </>
   );
 }
