@@ -47,6 +47,30 @@ def _reset_database() -> None:
     command.upgrade(alembic_config(), "head")
 
 
+def empty_task_queues(redis_url: str) -> None:
+    """Drop the tasks earlier tests left in the broker's queues (tests enqueue, but nothing
+    consumes them unless a worker runs): a worker started later must not train other tests'
+    jobs first. Only the queues' lists go; kombu's bindings stay, or a running stack's
+    producers (which declared them once) would publish into nothing."""
+    if not redis_url:
+        return
+    import redis
+
+    from app.kit.queue import CPU_QUEUE, MAX_GPUS_PER_JOB, gpu_queues
+
+    client = redis.Redis.from_url(redis_url)
+    queues = {CPU_QUEUE.encode(), *(q.encode() for q in gpu_queues(MAX_GPUS_PER_JOB))}
+    for key in client.scan_iter(count=1000):
+        if key.split(b"\x06\x16")[0] in queues:  # priority lists are "<queue>\x06\x16<n>"
+            client.delete(key)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_task_queues() -> None:
+    """Every test module starts with empty task queues."""
+    empty_task_queues(os.environ["REDIS_URL"])
+
+
 def _reset_redis() -> None:
     import redis
 

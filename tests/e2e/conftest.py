@@ -11,6 +11,7 @@ from openai import OpenAI
 
 from app.config import Settings
 from app.stack import Stack
+from tests.conftest import empty_task_queues
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -29,6 +30,7 @@ def running_stack(overrides: dict[str, str] | None = None) -> Iterator[Stack]:
     """Start every process of `loraplex up` with these settings; stop them all afterwards."""
     env = {**os.environ, **(overrides or {})}
     s = Stack(Settings(**(overrides or {})), env=env)  # type: ignore[arg-type]
+    empty_task_queues(s.settings.redis_url)
     try:
         s.start_vllm()
         s.start_workers()
