@@ -1,7 +1,7 @@
 """api key names and scopes
 
-Revision ID: 0013
-Revises: 0010
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 17:20:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0010"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

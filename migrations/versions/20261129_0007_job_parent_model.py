@@ -1,7 +1,7 @@
 """fine-tuning jobs that start from a fine-tuned model
 
-Revision ID: 0006
-Revises: 0013
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-29 17:30:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0013"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """a decision report requested with the job
 
-Revision ID: 0016
-Revises: 0005
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-29 18:40:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0005"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
