@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,6 @@ from worker.training.recipe import (
     refuse_embedding_targets,
     seed_everything,
     sort_target_modules,
-    warmup_cosine_multiplier,
 )
 
 POLICY_ADAPTER = "default"  # peft's name for the first adapter; the one that is saved
@@ -241,19 +239,6 @@ class DPORecipe(StepSchedule):
                 level="warn",
             )
         return dataset
-
-    def _setup_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self._trainable_parameters(), lr=self.config.learning_rate, weight_decay=WEIGHT_DECAY
-        )
-
-    def _setup_lr_scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
-        schedule = partial(
-            warmup_cosine_multiplier,
-            warmup_steps=self._warmup_steps,
-            total_steps=self._total_steps,
-        )
-        return torch.optim.lr_scheduler.LambdaLR(self._optimizer, schedule)
 
     # ------------------------------------------------------------------ training
 

@@ -259,12 +259,14 @@ class Progress:
 
 
 class StepSchedule:
-    """Steps, warmup and trainable parameters, shared by the recipes: each has a `config`
-    (batch_size, n_epochs), its `_train_data` (a sized dataset) and its `_model`."""
+    """Steps, the optimizer and the warmup + cosine schedule, shared by the recipes: each has
+    a `config` (batch_size, n_epochs, learning_rate), its `_train_data` (a sized dataset), its
+    `_model` and, once set up, its `_optimizer`."""
 
     config: Any
     _train_data: Any
     _model: Any
+    _optimizer: torch.optim.Optimizer
 
     @property
     def _steps_per_epoch(self) -> int:
@@ -280,6 +282,19 @@ class StepSchedule:
 
     def _trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self._model.parameters() if p.requires_grad]
+
+    def _setup_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self._trainable_parameters(), lr=self.config.learning_rate, weight_decay=WEIGHT_DECAY
+        )
+
+    def _setup_lr_scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        schedule = partial(
+            warmup_cosine_multiplier,
+            warmup_steps=self._warmup_steps,
+            total_steps=self._total_steps,
+        )
+        return torch.optim.lr_scheduler.LambdaLR(self._optimizer, schedule)
 
 
 class SFTRecipe(StepSchedule):
@@ -411,19 +426,6 @@ class SFTRecipe(StepSchedule):
                 "the manifest records the given one",
                 level="warn",
             )
-
-    def _setup_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self._trainable_parameters(), lr=self.config.learning_rate, weight_decay=WEIGHT_DECAY
-        )
-
-    def _setup_lr_scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
-        schedule = partial(
-            warmup_cosine_multiplier,
-            warmup_steps=self._warmup_steps,
-            total_steps=self._total_steps,
-        )
-        return torch.optim.lr_scheduler.LambdaLR(self._optimizer, schedule)
 
     def _setup_progress(self) -> Progress:
         """A fresh start, or the position of the newest checkpoint with everything it needs
