@@ -77,6 +77,7 @@ def trained(sdk, tenant_a, tmp_path_factory):  # type: ignore[no-untyped-def]
                 "hyperparameters": {"n_epochs": 1, "batch_size": 2, "learning_rate_multiplier": 10}
             },
         },
+        extra_body={"dedup": True},  # an extension field, sent unchanged by the SDK
     )
     finished = wait_for_job(client, job.id)
     return {
