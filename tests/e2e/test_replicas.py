@@ -39,7 +39,7 @@ def two_replicas() -> Iterator[Stack]:
         "LORAPLEX_API_PORT": str(_free_port()),
         "LORAPLEX_VLLM_URL": URLS[0],
         "LORAPLEX_VLLM_URLS": ",".join(URLS),
-        "LORAPLEX_VLLM_MAX_LORAS": "4",
+        "LORAPLEX_VLLM_MAX_LORAS": "8",  # more than the 6 adapters: no eviction here
         "LORAPLEX_VLLM_HEALTH_INTERVAL": "1",
         "LORAPLEX_VLLM_SPILL_INFLIGHT": "2",
         "VLLM_CPU_KVCACHE_SPACE": "1",
