@@ -6,6 +6,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,25 @@ def empty_task_queues(redis_url: str) -> None:
     for key in client.scan_iter(count=1000):
         if key.split(b"\x06\x16")[0] in queues:  # priority lists are "<queue>\x06\x16<n>"
             client.delete(key)
+
+
+# Platform stacks started by tests/e2e, while they run (the package-wide one included).
+LIVE_STACKS: list[Any] = []
+
+
+@pytest.fixture(scope="module")
+def own_workers() -> Iterator[None]:
+    """For modules that run their own Celery workers: the workers and beat of any platform
+    stack still running stop for the module's duration — they share the queues and the
+    database, and would take this module's tasks or sweep its jobs."""
+    paused = [stack for stack in LIVE_STACKS if "worker-gpu" in stack.processes]
+    for stack in paused:
+        stack.stop(["worker-cpu", "worker-gpu", "beat"])
+    try:
+        yield
+    finally:
+        for stack in paused:
+            stack.start_workers()
 
 
 @pytest.fixture(scope="module", autouse=True)

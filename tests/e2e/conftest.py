@@ -11,7 +11,7 @@ from openai import OpenAI
 
 from app.config import Settings
 from app.stack import Stack
-from tests.conftest import empty_task_queues
+from tests.conftest import LIVE_STACKS, empty_task_queues
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -41,19 +41,23 @@ def running_stack(overrides: dict[str, str] | None = None) -> Iterator[Stack]:
         print(_tail(s))
         s.stop()
         raise
+    LIVE_STACKS.append(s)
     try:
         yield s
     finally:
+        LIVE_STACKS.remove(s)
         s.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops when the e2e tests are done, before tests/worker starts
+# workers of its own on the same queues and database.
+@pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
     with running_stack() as s:
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sdk(stack: Stack) -> Callable[[str], OpenAI]:
     def _client(api_key: str) -> OpenAI:
         return OpenAI(base_url=stack.api_url + "/v1", api_key=api_key, max_retries=0, timeout=300)

@@ -26,6 +26,8 @@ from tests.worker.training_jobs import (
 )
 from worker.tasks.maintenance import requeue_stale_jobs
 
+pytestmark = pytest.mark.usefixtures("own_workers")
+
 STALE_AFTER = 5
 WORKER_ENV = {
     "LORAPLEX_JOB_HEARTBEAT_INTERVAL": "1",

@@ -18,6 +18,8 @@ from app.models import Adapter
 from tests.worker.training_jobs import events, gpu_worker, job, queued_job, wait_until
 from worker.training.launch import training_command
 
+pytestmark = pytest.mark.usefixtures("own_workers")
+
 
 @pytest.fixture
 def tenant_id(make_tenant) -> str:  # type: ignore[no-untyped-def]

@@ -6,12 +6,15 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.kit import workers
 from tests.worker.training_jobs import gpu_worker, wait_until
+
+pytestmark = pytest.mark.usefixtures("own_workers")
 
 
 def redis() -> Redis:
