@@ -14,6 +14,10 @@ import { Empty, ErrorMessage, Loading } from "../components/States";
 import { usePageTitle } from "../hooks/usePageTitle";
 import { useSearchParam } from "../router";
 
+// Replies are capped so a model that never stops (no end-of-sequence token learnt) still
+// finishes in reasonable time on a CPU server.
+const MAX_REPLY_TOKENS = 256;
+
 interface Turn extends ChatMessage {
   id: number;
   model?: string;
@@ -81,7 +85,7 @@ export function PlaygroundPage() {
     aborts.current.add(ctrl);
     let received = "";
     try {
-      for await (const piece of streamChatCompletion({ model, messages: history }, ctrl.signal, (meta) =>
+      for await (const piece of streamChatCompletion({ model, messages: history, max_tokens: MAX_REPLY_TOKENS }, ctrl.signal, (meta) =>
         patchTurn(side, reply.id, { completionId: meta.id }),
       )) {
         received += piece;
