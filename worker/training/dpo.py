@@ -34,7 +34,13 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from worker.training.data import IGNORE_INDEX
-from worker.training.lora import load_base_model, load_tokenizer, lora_config, save_adapter
+from worker.training.lora import (
+    load_base_model,
+    load_tokenizer,
+    lora_config,
+    require_base_model,
+    save_adapter,
+)
 from worker.training.manifest import build_manifest, sha256_of_file
 from worker.training.preference_data import (
     PairBatch,
@@ -156,6 +162,7 @@ class DPORecipe(StepSchedule):
         self._is_set_up = True
 
     def _setup_tokenizer(self) -> PreTrainedTokenizerBase:
+        require_base_model(self.config.base_model_path, self.config.base_model_id)
         return load_tokenizer(self.config.base_model_path)
 
     def _setup_model(self) -> PeftModel:

@@ -112,3 +112,14 @@ def freeze_setup_objects() -> None:
     collected as cycles."""
     gc.collect()
     gc.freeze()
+
+
+def require_base_model(path: Path, model_id: str) -> None:
+    """Fail with a clear error before loading anything when the base model is not there."""
+    from worker.training.errors import BaseModelUnavailable
+
+    if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
+        raise BaseModelUnavailable(
+            f"The base model {model_id} is not available: {path} holds no config.json and "
+            "safetensors weights."
+        )

@@ -56,11 +56,12 @@ from worker.training.distributed import (
     shard,
     world_from_env,
 )
-from worker.training.errors import BaseModelUnavailable, LossDiverged
+from worker.training.errors import LossDiverged
 from worker.training.lora import (
     load_base_model,
     load_tokenizer,
     lora_config,
+    require_base_model,
     save_adapter,
 )
 from worker.training.manifest import build_manifest, sha256_of_file
@@ -331,13 +332,8 @@ class SFTRecipe(StepSchedule):
         self._is_set_up = True
 
     def _setup_tokenizer(self) -> PreTrainedTokenizerBase:
-        path = self.config.base_model_path
-        if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
-            raise BaseModelUnavailable(
-                f"The base model {self.config.base_model_id} is not available: {path} holds no "
-                "config.json and safetensors weights."
-            )
-        return load_tokenizer(path)
+        require_base_model(self.config.base_model_path, self.config.base_model_id)
+        return load_tokenizer(self.config.base_model_path)
 
     def _setup_model(self) -> PeftModel:
         cfg = self.config
