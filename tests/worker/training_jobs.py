@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.jobs.recovery import TRAIN_TASK, train_queue
+from app.kit import workers
 from app.kit.ids import new_id
 from app.kit.queue import enqueue_after_commit
 from app.kit.storage import get_storage
@@ -190,3 +192,6 @@ def gpu_worker(
         except ProcessLookupError:
             pass
         process.wait()
+        # A killed worker cannot withdraw its registry entry; without this it would stay
+        # listed for its TTL and later tests would see a worker that is gone.
+        workers.withdraw(workers.redis_client(os.environ["REDIS_URL"]), f"gpu@{socket.gethostname()}")
