@@ -4,7 +4,10 @@ replica that stops is skipped (its adapters served by the other) and reinstated 
 back. Adapters are random LoRA weights (tests/e2e/adapters.py): routing is under test here,
 not what the adapters say."""
 
+import json
+import os
 import secrets
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -121,4 +124,64 @@ def test_a_stopped_replica_is_skipped_and_reinstated(two_replicas, api):
     while second[0].id not in resident(URLS[1]):
         assert time.monotonic() < deadline, "the restarted replica never got its adapters back"
         assert ask(client, second[0].name).status_code == 200
+        time.sleep(1)
+
+
+def test_a_replica_killed_mid_stream_ends_the_stream_cleanly_and_the_next_request_works(
+    two_replicas, api
+):
+    """SIGKILL, not a clean stop: the client gets an OpenAI-shaped error event instead of a
+    hung or truncated stream, the request is metered, and the next request for the same
+    adapter is served (by the other replica, which loads it); once the killed replica is
+    restarted it loads the adapter afresh (it remembers nothing) and serves it again."""
+    client, adapters = api
+    adapter = next(a for a in adapters if preferred(a.id) == URLS[1])
+    assert ask(client, adapter.name).status_code == 200
+    assert adapter.id in resident(URLS[1])
+    usage_before = client.get("/v1/usage").json()["totals"]
+
+    body = {
+        "model": adapter.name,
+        "messages": ASK,
+        "stream": True,
+        "max_tokens": 400,
+        "ignore_eos": True,  # only the kill can end this stream early
+    }
+    events: list[str] = []
+    with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events.append(line[6:])
+            if len(events) == 4:
+                victim = two_replicas.processes.pop("vllm-2")
+                os.killpg(victim.pid, signal.SIGKILL)
+                victim.wait(60)
+    assert "[DONE]" not in events
+    error = json.loads(events[-1])["error"]
+    assert error["code"] == "inference_interrupted" and error["type"] == "server_error"
+    assert set(error) == {"message", "type", "param", "code"}
+    assert all("choices" in json.loads(e) for e in events[:-1])  # all else were real tokens
+
+    # The broken stream's tokens were metered (usage rode on every chunk).
+    deadline = time.monotonic() + 30
+    while (usage := client.get("/v1/usage").json()["totals"])["requests"] == usage_before[
+        "requests"
+    ]:
+        assert time.monotonic() < deadline, "the broken stream was never metered"
+        time.sleep(0.5)
+    assert usage["completion_tokens"] > usage_before["completion_tokens"]
+
+    # The next request works at once: the dead replica is skipped, the other one loads it.
+    r = ask(client, adapter.name)
+    assert r.status_code == 200, r.text
+    assert adapter.id in resident(URLS[0])
+
+    two_replicas.start_vllm(URLS[1], name="vllm-2")
+    two_replicas.wait_http("vllm-2", URLS[1] + "/health", 900)
+    assert adapter.id not in resident(URLS[1])  # a fresh process: nothing loaded
+    deadline = time.monotonic() + 60
+    while adapter.id not in resident(URLS[1]):
+        assert time.monotonic() < deadline, "the restarted replica never loaded the adapter"
+        assert ask(client, adapter.name).status_code == 200
         time.sleep(1)

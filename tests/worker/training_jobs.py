@@ -194,4 +194,6 @@ def gpu_worker(
         process.wait()
         # A killed worker cannot withdraw its registry entry; without this it would stay
         # listed for its TTL and later tests would see a worker that is gone.
-        workers.withdraw(workers.redis_client(os.environ["REDIS_URL"]), f"gpu@{socket.gethostname()}")
+        workers.withdraw(
+            workers.redis_client(os.environ["REDIS_URL"]), f"gpu@{socket.gethostname()}"
+        )
