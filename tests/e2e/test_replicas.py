@@ -151,8 +151,9 @@ def test_a_replica_killed_mid_stream_ends_the_stream_cleanly_and_the_next_reques
     with client.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.status_code == 200
         for line in r.iter_lines():
-            if line.startswith("data: "):
-                events.append(line[6:])
+            if not line.startswith("data: "):
+                continue
+            events.append(line[6:])
             if len(events) == 4:
                 victim = two_replicas.processes.pop("vllm-2")
                 os.killpg(victim.pid, signal.SIGKILL)
