@@ -9,6 +9,7 @@ result.json."""
 import ctypes
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -139,14 +140,32 @@ def main(job_id: str, workdir: Path, attempt: int) -> int:
         traceback.print_exc()
         if not is_main:
             return 1  # torchrun stops the other ranks; rank 0 or the parent records why
-        result = {"status": "failed", "error": error_object(exc)}
+        result = {"status": "failed", "error": error_object(exc, workdir)}
+        remove_partial_writes(workdir)  # frees the space a write to a full disk took
         try:
-            reporter.event(f"Training failed: {result['error']['message']}", level="error")
+            # The error rides on the event too: the parent reads it there when result.json
+            # itself could not be written (a full disk).
+            message = f"Training failed: {result['error']['message']}"
+            reporter.event(message, level="error", data={"error": result["error"]})
         except Exception:  # the parent records the failure from result.json regardless
             traceback.print_exc()
     if is_main:
-        result_path.write_text(json.dumps(result, default=str))
+        try:
+            result_path.write_text(json.dumps(result, default=str))
+        except OSError:
+            traceback.print_exc()
+            return 1
     return 0 if result["status"] != "failed" else 1
+
+
+def remove_partial_writes(workdir: Path) -> None:
+    """Half-written adapter and checkpoint directories of a failed run: never read (only a
+    complete one is renamed into place), but they hold the space a full disk needs back."""
+    from worker.training.checkpoint import remove_partial_checkpoints
+    from worker.training.recipe import ADAPTER_DIRNAME, CHECKPOINTS_DIRNAME
+
+    shutil.rmtree(workdir / f".{ADAPTER_DIRNAME}.partial", ignore_errors=True)
+    remove_partial_checkpoints(workdir / CHECKPOINTS_DIRNAME)
 
 
 if __name__ == "__main__":

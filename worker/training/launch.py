@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from app.catalog.catalog import get_base_model
 from app.config import get_settings
 from app.db import session_scope
@@ -28,7 +30,8 @@ from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event
 from app.kit.ids import now
 from app.kit.storage import get_storage
-from app.models import Adapter, File, FineTuningJob
+from app.models import Adapter, File, FineTuningJob, JobEvent
+from worker.training.errors import StorageFull, error_object
 from worker.training.job_runner import PARENT_PID_ENV, die_with_parent
 from worker.training.publish import publish_adapter
 
@@ -100,7 +103,10 @@ def _record_outcome(job_id: str, attempt: int, workdir: Path, returncode: int) -
     result = json.loads(result_path.read_text()) if result_path.exists() else None
     status = _job_status(job_id)
     if returncode == 0 and result and result["status"] == "succeeded":
-        publish_adapter(job_id, attempt, workdir, result)
+        try:
+            publish_adapter(job_id, attempt, workdir, result)
+        except StorageFull as exc:
+            _fail(job_id, attempt, error_object(exc))
     elif status == "cancelled":
         shutil.rmtree(workdir, ignore_errors=True)
     elif result and result["status"] == "failed":
@@ -111,11 +117,24 @@ def _record_outcome(job_id: str, attempt: int, workdir: Path, returncode: int) -
         name = signal.Signals(-returncode).name if returncode < 0 else "a worker shutdown"
         _interrupted(job_id, attempt, f"The training process was stopped by {name}")
     else:
-        _fail(
-            job_id,
-            attempt,
-            {"code": "training_failed", "message": f"training exited with code {returncode}"},
+        generic = {"code": "training_failed", "message": f"training exited with code {returncode}"}
+        _fail(job_id, attempt, _reported_error(job_id, attempt) or generic)
+
+
+def _reported_error(job_id: str, attempt: int) -> dict[str, Any] | None:
+    """The error the training process recorded on its failure event in this attempt, for a
+    run that could not write result.json (a full disk)."""
+    with session_scope() as session:
+        rows = session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id.desc())
         )
+        for event in rows:
+            data = event.data or {}
+            if event.level == "error" and isinstance(data.get("error"), dict):
+                return dict(data["error"])
+            if data.get("attempt") == attempt:  # this attempt's start: nothing before counts
+                return None
+    return None
 
 
 def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: ignore[no-untyped-def]

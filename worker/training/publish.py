@@ -17,6 +17,7 @@ from app.jobs.service import add_event, planned_model_name
 from app.kit.ids import new_id, now
 from app.kit.storage import get_storage
 from app.models import Adapter, File, FineTuningJob, JobEvent, Tenant
+from worker.training.errors import StorageFull, out_of_space
 
 RESULT_COLUMNS = ("step", "train_loss", "valid_loss", "learning_rate", "tokens_per_second")
 
@@ -32,9 +33,18 @@ def publish_adapter(job_id: str, attempt: int, workdir: Path, result: dict[str, 
         adapter_id = new_id("adapter")
         adapter_key = f"adapters/{job.tenant_id}/{adapter_id}"
         adapter_dir = storage.path(adapter_key)
-        adapter_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(workdir / "adapter"), adapter_dir)
-        results = _results_file(session, job)
+        try:
+            adapter_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(workdir / "adapter"), adapter_dir)
+            results = _results_file(session, job)
+        except OSError as exc:
+            storage.delete(adapter_key)  # a copy across volumes may have stopped half-way
+            if not out_of_space(exc, adapter_dir.parent):
+                raise
+            raise StorageFull(
+                f"Storage ran out of space while the trained adapter was saved ({exc}); "
+                "nothing was registered. Free some space and create the job again."
+            ) from exc
         name = planned_model_name(job, tenant)
         session.add(
             Adapter(
@@ -124,7 +134,11 @@ def _results_file(session, job: FineTuningJob) -> File:  # type: ignore[no-untyp
     key = f"files/{job.tenant_id}/{file_id}"
     path = get_storage().path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(body)
+    try:
+        path.write_bytes(body)
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
     return File(
         id=file_id,
         tenant_id=job.tenant_id,
