@@ -57,10 +57,10 @@ def empty_task_queues(redis_url: str) -> None:
         return
     import redis
 
-    from app.kit.queue import CPU_QUEUE, MAX_GPUS_PER_JOB, gpu_queues
+    from app.kit.queue import CPU_QUEUE, all_train_queues
 
     client = redis.Redis.from_url(redis_url)
-    queues = {CPU_QUEUE.encode(), *(q.encode() for q in gpu_queues(MAX_GPUS_PER_JOB))}
+    queues = {CPU_QUEUE.encode(), *(q.encode() for q in all_train_queues())}
     for key in client.scan_iter(count=1000):
         if key.split(b"\x06\x16")[0] in queues:  # priority lists are "<queue>\x06\x16<n>"
             client.delete(key)

@@ -1,6 +1,6 @@
 """What this host can train on: its GPUs (torch's CUDA device count, or LORAPLEX_WORKER_GPUS
 on CPU hosts and in tests), their memory, and so the queues its training worker consumes
-(`gpu`, `gpu.2` … `gpu.N`, app/kit/queue.py).
+(`gpu`, `gpu.2` … `gpu.N`, and their memory classes `gpu.m24` …, app/kit/queue.py).
 
     python -m worker.capacity    # prints this host's capacity as JSON
 """
@@ -21,6 +21,7 @@ from app.kit.queue import gpu_queues
 log = logging.getLogger(__name__)
 
 GPUS_ENV = "LORAPLEX_WORKER_GPUS"
+GPU_MEMORY_ENV = "LORAPLEX_WORKER_GPU_MEMORY_GB"
 
 
 def detected_gpus() -> int:
@@ -35,7 +36,11 @@ def detected_gpus() -> int:
 
 def gpu_memory_bytes() -> list[int]:
     """Total memory of each GPU, from nvidia-smi (not torch: that would initialise CUDA in the
-    worker process, which then forks its pool). Empty where there is no nvidia-smi."""
+    worker process, which then forks its pool). Empty where there is no nvidia-smi.
+    LORAPLEX_WORKER_GPU_MEMORY_GB stands in for it on CPU hosts and in tests."""
+    override = os.environ.get(GPU_MEMORY_ENV)
+    if override:
+        return [int(float(override) * 2**30)] * max(detected_gpus(), 1)
     nvidia_smi = shutil.which("nvidia-smi")
     if nvidia_smi is None or os.environ.get(GPUS_ENV):
         return []
@@ -55,11 +60,12 @@ def gpu_memory_bytes() -> list[int]:
 def capacity(hostname: str, queues: list[str] | None = None) -> dict[str, Any]:
     gpus = detected_gpus()
     memory = gpu_memory_bytes()
+    per_gpu = min(memory) if memory else None
     return {
         "hostname": hostname,
         "gpus": gpus,
-        "memory_per_gpu_bytes": min(memory) if memory else None,
-        "queues": queues if queues is not None else gpu_queues(gpus),
+        "memory_per_gpu_bytes": per_gpu,
+        "queues": queues if queues is not None else gpu_queues(gpus, per_gpu),
     }
 
 

@@ -57,10 +57,12 @@ def consume_what_this_host_can_serve(sender: str, instance: Any, **_: Any) -> No
     if GPU_QUEUE not in _consumed(instance.app):
         return
     from app.kit.queue import gpu_queues
-    from worker.capacity import detected_gpus
+    from worker.capacity import detected_gpus, gpu_memory_bytes
 
-    for queue in gpu_queues(detected_gpus())[1:]:
-        instance.app.amqp.queues.select_add(queue)
+    memory = gpu_memory_bytes()
+    for queue in gpu_queues(detected_gpus(), min(memory) if memory else None):
+        if queue != GPU_QUEUE:
+            instance.app.amqp.queues.select_add(queue)
 
 
 @worker_ready.connect

@@ -11,7 +11,7 @@ from app.config import get_settings
 from app.jobs import repository
 from app.jobs.service import add_event
 from app.kit.ids import now
-from app.kit.queue import enqueue_after_commit, gpu_queue
+from app.kit.queue import enqueue_after_commit, gpu_queue, memory_class
 from app.models import FineTuningJob
 
 TRAIN_TASK = "worker.tasks.jobs.train_job"
@@ -23,9 +23,16 @@ def job_gpus(job: FineTuningJob) -> int:
     return int(job.method[job.method["type"]]["hyperparameters"].get("n_gpus", 1))
 
 
+def job_memory_class(job: FineTuningJob) -> int | None:
+    """The GPU memory class (GiB) the job waits for; None for the plain queue (also for jobs
+    validated before memory was estimated)."""
+    estimate = (job.data_preparation or {}).get("gpu_memory") or {}
+    return memory_class(estimate.get("per_gpu_bytes"))
+
+
 def train_queue(job: FineTuningJob) -> str:
-    """The queue that only workers with enough GPUs for the job consume."""
-    return gpu_queue(job_gpus(job))
+    """The queue that only workers with enough GPUs, and enough memory on each, consume."""
+    return gpu_queue(job_gpus(job), job_memory_class(job))
 
 
 def stale_before(at: int | None = None) -> int:

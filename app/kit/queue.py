@@ -15,17 +15,56 @@ GPU_QUEUE = "gpu"
 MAX_GPUS_PER_JOB = 8
 
 
-def gpu_queue(n_gpus: int = 1) -> str:
-    """The queue of a job needing `n_gpus` GPUs: `gpu` for one, `gpu.<k>` for k of them."""
+# GPU memory classes, in GiB, of the training queues. A job needing up to the first class
+# goes to the plain queue that every training worker consumes; a bigger one to the queue of
+# the smallest class that holds it, which only workers whose GPUs have at least that much
+# consume. The classes sit a little under common cards' totals as nvidia-smi reports them
+# (an "80 GB" card shows 79.6 GiB, a 141 GB H200 140.4 GiB).
+MEMORY_CLASSES_GIB = (8, 12, 16, 24, 32, 40, 46, 64, 76, 92, 140, 176)
+GIB = 2**30
+
+
+def memory_class(need_bytes: int | None) -> int | None:
+    """The memory class (GiB) of a job needing `need_bytes` per GPU; None for the plain
+    queue (small jobs, and jobs whose need is unknown)."""
+    if need_bytes is None or need_bytes <= MEMORY_CLASSES_GIB[0] * GIB:
+        return None
+    for size in MEMORY_CLASSES_GIB:
+        if need_bytes <= size * GIB:
+            return size
+    return MEMORY_CLASSES_GIB[-1]  # bigger than every class: waits for the biggest cards
+
+
+def gpu_queue(n_gpus: int = 1, memory_gib: int | None = None) -> str:
+    """The queue of a job needing `n_gpus` GPUs (`gpu` for one, `gpu.<k>` for k of them) with
+    `memory_gib` per GPU (suffix `.m<class>`; none for the plain queue)."""
     if not 1 <= n_gpus <= MAX_GPUS_PER_JOB:
         raise ValueError(f"n_gpus must be between 1 and {MAX_GPUS_PER_JOB}, not {n_gpus}")
-    return GPU_QUEUE if n_gpus == 1 else f"{GPU_QUEUE}.{n_gpus}"
+    if memory_gib is not None and memory_gib not in MEMORY_CLASSES_GIB:
+        raise ValueError(f"memory class must be one of {MEMORY_CLASSES_GIB}, not {memory_gib}")
+    name = GPU_QUEUE if n_gpus == 1 else f"{GPU_QUEUE}.{n_gpus}"
+    return name if memory_gib is None else f"{name}.m{memory_gib}"
 
 
-def gpu_queues(gpus: int) -> list[str]:
-    """The queues a training worker with `gpus` GPUs consumes: every job that fits on it. A
-    host without GPUs still trains one-GPU jobs, on its CPU."""
-    return [gpu_queue(k) for k in range(1, min(max(gpus, 1), MAX_GPUS_PER_JOB) + 1)]
+def gpu_queues(gpus: int, memory_per_gpu_bytes: int | None = None) -> list[str]:
+    """The queues a training worker with `gpus` GPUs of `memory_per_gpu_bytes` each consumes:
+    every job that fits on it. A host without GPUs still trains one-GPU jobs, on its CPU; a
+    host whose GPU memory is unknown takes only the plain queues."""
+    classes = [
+        size
+        for size in MEMORY_CLASSES_GIB[1:]
+        if memory_per_gpu_bytes is not None and size * GIB <= memory_per_gpu_bytes
+    ]
+    return [
+        gpu_queue(k, memory)
+        for k in range(1, min(max(gpus, 1), MAX_GPUS_PER_JOB) + 1)
+        for memory in (None, *classes)
+    ]
+
+
+def all_train_queues() -> list[str]:
+    """Every training queue there is (what a host with the most and biggest GPUs consumes)."""
+    return gpu_queues(MAX_GPUS_PER_JOB, MEMORY_CLASSES_GIB[-1] * GIB)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

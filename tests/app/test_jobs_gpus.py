@@ -8,7 +8,7 @@ import redis
 
 from app.config import get_settings
 from app.jobs.recovery import train_queue
-from app.kit.queue import gpu_queue, gpu_queues
+from app.kit.queue import all_train_queues, gpu_queue, gpu_queues, memory_class
 from app.models import FineTuningJob
 from tests.app.test_jobs import MODEL, training_file  # noqa: F401  (fixture)
 from tests.app.test_jobs_method import (  # noqa: F401  (fixtures)
@@ -64,6 +64,31 @@ def test_a_worker_consumes_every_queue_it_has_gpus_for() -> None:
     assert gpu_queues(1) == ["gpu"]
     assert gpu_queues(0) == ["gpu"]  # a CPU host trains one-GPU jobs on its CPU
     assert gpu_queues(16) == [gpu_queue(k) for k in range(1, 9)]
+
+
+def test_memory_classes_route_big_jobs_to_workers_with_big_gpus() -> None:
+    gib = 2**30
+    assert memory_class(None) is None  # unknown need: the plain queue
+    assert memory_class(8 * gib) is None  # small jobs: every worker
+    assert memory_class(8 * gib + 1) == 12
+    assert memory_class(20 * gib) == 24
+    assert memory_class(10_000 * gib) == 176  # waits for the biggest cards
+    assert gpu_queue(1, 24) == "gpu.m24" and gpu_queue(2, 76) == "gpu.2.m76"
+    with pytest.raises(ValueError):
+        gpu_queue(1, 25)
+    # An "80 GB" card (79.6 GiB by nvidia-smi) takes everything up to class 76.
+    eighty = gpu_queues(1, int(79.6 * gib))
+    assert eighty == ["gpu", *(f"gpu.m{c}" for c in (12, 16, 24, 32, 40, 46, 64, 76))]
+    assert gpu_queues(2, 20 * gib) == [
+        "gpu",
+        "gpu.m12",
+        "gpu.m16",
+        "gpu.2",
+        "gpu.2.m12",
+        "gpu.2.m16",
+    ]
+    assert gpu_queues(1, None) == ["gpu"]  # memory unknown: plain queues only
+    assert set(gpu_queues(3, 200 * gib)) <= set(all_train_queues())
 
 
 def job_with(hyperparameters: dict) -> FineTuningJob:  # type: ignore[type-arg]

@@ -5,9 +5,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.catalog.catalog import get_base_model
 from app.db import session_scope
 from app.jobs import repository as jobs_repo
-from app.jobs.recovery import job_gpus, train_queue
+from app.jobs.recovery import job_gpus, job_memory_class, train_queue
 from app.jobs.service import add_event, method_format_error
 from app.kit.ids import now
 from app.kit.queue import enqueue_after_commit
@@ -15,6 +16,7 @@ from app.models import File, FineTuningJob
 from worker.celery_app import celery
 from worker.datasets.job_plan import plan_job_data, summary
 from worker.datasets.service import job_file_error
+from worker.training.gpu_memory import estimate_for_model
 from worker.training.launch import run_training_job
 
 TRAIN_TASK = "worker.tasks.jobs.train_job"
@@ -44,21 +46,43 @@ def validate_job(job_id: str) -> None:
             error = {"code": "invalid_training_file", "param": "training_file", "message": message}
             _fail_validation(session, job, error)
             return
+        plan["gpu_memory"] = _gpu_memory(job)
         if jobs_repo.compare_and_set_status(
             session, job.id, ["validating_files"], "queued", data_preparation=plan
         ):
+            session.refresh(job)  # the update above went around the loaded row
             details = summary(plan)
-            n_gpus, queue = job_gpus(job), train_queue(job)
-            waiting = f" Waiting for a worker with {n_gpus} GPUs." if n_gpus > 1 else ""
+            n_gpus, queue, memory = job_gpus(job), train_queue(job), job_memory_class(job)
+            waiting = _waiting_for(n_gpus, memory)
             add_event(
                 session,
                 job,
                 "Files validated; job queued for training."
                 + (f" {details}" if details else "")
                 + waiting,
-                data={"data_preparation": _event_data(plan), "n_gpus": n_gpus, "queue": queue},
+                data={
+                    "data_preparation": _event_data(plan),
+                    "n_gpus": n_gpus,
+                    "queue": queue,
+                    "gpu_memory_per_gpu_bytes": (plan["gpu_memory"] or {}).get("per_gpu_bytes"),
+                },
             )
             enqueue_after_commit(session, TRAIN_TASK, [job.id], queue)
+
+
+def _gpu_memory(job: FineTuningJob) -> dict[str, int] | None:
+    entry = get_base_model(job.model)
+    if entry is None:
+        return None
+    return estimate_for_model(entry.local_path, job.method[job.method["type"]]["hyperparameters"])
+
+
+def _waiting_for(n_gpus: int, memory_gib: int | None) -> str:
+    if n_gpus == 1 and memory_gib is None:
+        return ""
+    gpus = f"{n_gpus} GPU{'s' if n_gpus > 1 else ''}"
+    each = f" with at least {memory_gib} GiB each" if memory_gib else ""
+    return f" Waiting for a worker with {gpus}{each}."
 
 
 def _fail_validation(session: Session, job: FineTuningJob, error: dict[str, str]) -> None:
