@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     models_dir_override: Path | None = Field(None, alias="LORAPLEX_MODELS_DIR")
     catalog_path: Path | None = Field(None, alias="LORAPLEX_CATALOG")
     max_upload_bytes: int = Field(8 * 1024**3, alias="LORAPLEX_MAX_UPLOAD_BYTES")
+    # Bodies read whole (every JSON endpoint); file uploads stream and use max_upload_bytes.
+    max_json_body_bytes: int = Field(16 * 1024**2, alias="LORAPLEX_MAX_JSON_BODY_BYTES")
+    # Most bytes a gzip dataset may expand to: past it, ingestion stops with a file error.
+    max_decompressed_bytes: int = Field(32 * 1024**3, alias="LORAPLEX_MAX_DECOMPRESSED_BYTES")
+    # An upload whose body sends nothing for this long (seconds) is dropped, nothing stored.
+    upload_idle_timeout: float = Field(60.0, alias="LORAPLEX_UPLOAD_IDLE_TIMEOUT")
     # Python interpreter that runs training recipes (the worker's own by default).
     training_python: str = Field("", alias="LORAPLEX_TRAINING_PYTHON")
     # The vLLM server `loraplex up` starts: which base model it serves and its LoRA limits.
