@@ -11,12 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Errors and reprs must not carry secrets: a refused configuration would otherwise print
+    # every value it was given (the secret key, database password, judge key) to the log.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: str = Field("dev", alias="LORAPLEX_ENV")
     data_dir: Path = Field(ROOT / "var", alias="LORAPLEX_DATA_DIR")
-    database_url: str = Field("", alias="DATABASE_URL")
-    redis_url: str = Field("", alias="REDIS_URL")
+    database_url: str = Field("", alias="DATABASE_URL", repr=False)
+    redis_url: str = Field("", alias="REDIS_URL", repr=False)
     # OpenAI-compatible vLLM server(s) the gateway talks to: LORAPLEX_VLLM_URLS (comma-separated
     # replicas) wins over the single LORAPLEX_VLLM_URL.
     vllm_url: str = Field("http://127.0.0.1:8001", alias="LORAPLEX_VLLM_URL")
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     # LLM-as-judge: any OpenAI-compatible endpoint; empty base URL = the gateway itself.
     judge_base_url: str = Field("", alias="LORAPLEX_JUDGE_BASE_URL")
     judge_model: str = Field("SmolLM2-135M-Instruct", alias="LORAPLEX_JUDGE_MODEL")
-    judge_api_key: str = Field("", alias="LORAPLEX_JUDGE_API_KEY")
+    judge_api_key: str = Field("", alias="LORAPLEX_JUDGE_API_KEY", repr=False)
     # Promotion to an alias is refused when a regression-suite or safety metric drops by more
     # than this (absolute, on a 0-1 scale) versus the alias' current version.
     promotion_max_regression: float = Field(0.02, alias="LORAPLEX_PROMOTION_MAX_REGRESSION")
@@ -75,7 +77,7 @@ class Settings(BaseSettings):
     # Training jobs one tenant may have running at once; more wait in `queued` (0: no limit).
     max_running_jobs_per_tenant: int = Field(4, alias="LORAPLEX_MAX_RUNNING_JOBS_PER_TENANT")
     # Pepper mixed into API-key hashes. Must be set outside dev.
-    secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
+    secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY", repr=False)
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_dev(self) -> "Settings":

@@ -25,6 +25,7 @@ from app.inference.service import Gateway
 from app.jobs.endpoints import router as jobs_router
 from app.kit.flusher import PeriodicFlusher
 from app.kit.metrics import MetricsMiddleware
+from app.kit.redact import install_redaction
 from app.ratelimits.endpoints import router as ratelimits_router
 from app.ratelimits.service import RateLimited, make_limiter
 from app.tenants.endpoints import router as tenants_router
@@ -39,6 +40,7 @@ API_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    install_redaction()  # uvicorn has configured its log handlers by now
     pool = ReplicaPool(
         settings.vllm_urls,
         capacity=settings.vllm_max_loras,
