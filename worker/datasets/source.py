@@ -143,6 +143,9 @@ def _cut(stream: BinaryIO, block_bytes: int) -> Iterator[Piece]:
             # already decompressed, losing the rows before a truncation.
             chunk = stream.read1(_READ_BYTES)  # type: ignore[attr-defined]
         except (EOFError, OSError, zlib.error) as exc:
+            if isinstance(exc, DecompressedTooLarge):
+                # The line the limit cut is not a row to check: keep only whole lines.
+                del pending[pending.rfind(b"\n") + 1 :]
             if pending:
                 yield LineBlock(line, bytes(pending))
                 line += pending.count(b"\n")
