@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(8 * 1024**3, alias="LORAPLEX_MAX_UPLOAD_BYTES")
     # Bodies read whole (every JSON endpoint); file uploads stream and use max_upload_bytes.
     max_json_body_bytes: int = Field(16 * 1024**2, alias="LORAPLEX_MAX_JSON_BODY_BYTES")
+    # A request's line and headers together (uvicorn's httptools sets no limit of its own).
+    max_header_bytes: int = Field(64 * 1024, alias="LORAPLEX_MAX_HEADER_BYTES")
     # Most bytes a gzip dataset may expand to: past it, ingestion stops with a file error.
     max_decompressed_bytes: int = Field(32 * 1024**3, alias="LORAPLEX_MAX_DECOMPRESSED_BYTES")
     # An upload whose body sends nothing for this long (seconds) is dropped, nothing stored.

@@ -23,6 +23,7 @@ from app.inference.endpoints import router as inference_router
 from app.inference.replicas import ReplicaPool
 from app.inference.service import Gateway
 from app.jobs.endpoints import router as jobs_router
+from app.kit.body_limit import JsonBodyLimit
 from app.kit.flusher import PeriodicFlusher
 from app.kit.metrics import MetricsMiddleware
 from app.kit.redact import install_redaction
@@ -114,6 +115,7 @@ def create_app() -> FastAPI:
     def unknown_api_route(path: str) -> None:
         raise NotFound(f"Unknown API route: /v1/{path}", code="unknown_url")
 
+    app.add_middleware(JsonBodyLimit)
     app.add_middleware(MetricsMiddleware)
     _mount_frontend(app, FRONTEND_DIST)
     return app
