@@ -11,12 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Errors and reprs must not carry secrets: a refused configuration would otherwise print
+    # every value it was given (the secret key, database password, judge key) to the log.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: str = Field("dev", alias="LORAPLEX_ENV")
     data_dir: Path = Field(ROOT / "var", alias="LORAPLEX_DATA_DIR")
-    database_url: str = Field("", alias="DATABASE_URL")
-    redis_url: str = Field("", alias="REDIS_URL")
+    database_url: str = Field("", alias="DATABASE_URL", repr=False)
+    redis_url: str = Field("", alias="REDIS_URL", repr=False)
     # OpenAI-compatible vLLM server(s) the gateway talks to: LORAPLEX_VLLM_URLS (comma-separated
     # replicas) wins over the single LORAPLEX_VLLM_URL.
     vllm_url: str = Field("http://127.0.0.1:8001", alias="LORAPLEX_VLLM_URL")
@@ -28,6 +30,14 @@ class Settings(BaseSettings):
     models_dir_override: Path | None = Field(None, alias="LORAPLEX_MODELS_DIR")
     catalog_path: Path | None = Field(None, alias="LORAPLEX_CATALOG")
     max_upload_bytes: int = Field(8 * 1024**3, alias="LORAPLEX_MAX_UPLOAD_BYTES")
+    # Bodies read whole (every JSON endpoint); file uploads stream and use max_upload_bytes.
+    max_json_body_bytes: int = Field(16 * 1024**2, alias="LORAPLEX_MAX_JSON_BODY_BYTES")
+    # A request's line and headers together (uvicorn's httptools sets no limit of its own).
+    max_header_bytes: int = Field(64 * 1024, alias="LORAPLEX_MAX_HEADER_BYTES")
+    # Most bytes a gzip dataset may expand to: past it, ingestion stops with a file error.
+    max_decompressed_bytes: int = Field(32 * 1024**3, alias="LORAPLEX_MAX_DECOMPRESSED_BYTES")
+    # An upload whose body sends nothing for this long (seconds) is dropped, nothing stored.
+    upload_idle_timeout: float = Field(60.0, alias="LORAPLEX_UPLOAD_IDLE_TIMEOUT")
     # Python interpreter that runs training recipes (the worker's own by default).
     training_python: str = Field("", alias="LORAPLEX_TRAINING_PYTHON")
     # The vLLM server `loraplex up` starts: which base model it serves and its LoRA limits.
@@ -55,7 +65,7 @@ class Settings(BaseSettings):
     # LLM-as-judge: any OpenAI-compatible endpoint; empty base URL = the gateway itself.
     judge_base_url: str = Field("", alias="LORAPLEX_JUDGE_BASE_URL")
     judge_model: str = Field("SmolLM2-135M-Instruct", alias="LORAPLEX_JUDGE_MODEL")
-    judge_api_key: str = Field("", alias="LORAPLEX_JUDGE_API_KEY")
+    judge_api_key: str = Field("", alias="LORAPLEX_JUDGE_API_KEY", repr=False)
     # Promotion to an alias is refused when a regression-suite or safety metric drops by more
     # than this (absolute, on a 0-1 scale) versus the alias' current version.
     promotion_max_regression: float = Field(0.02, alias="LORAPLEX_PROMOTION_MAX_REGRESSION")
@@ -69,7 +79,7 @@ class Settings(BaseSettings):
     # Training jobs one tenant may have running at once; more wait in `queued` (0: no limit).
     max_running_jobs_per_tenant: int = Field(4, alias="LORAPLEX_MAX_RUNNING_JOBS_PER_TENANT")
     # Pepper mixed into API-key hashes. Must be set outside dev.
-    secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY")
+    secret_key: str = Field("dev-insecure-secret", alias="LORAPLEX_SECRET_KEY", repr=False)
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_dev(self) -> "Settings":

@@ -52,6 +52,11 @@ class Conflict(LoraplexError):
     code = "conflict"
 
 
+class RequestTimeout(LoraplexError):
+    status_code = 408
+    code = "upload_timeout"
+
+
 class PayloadTooLarge(LoraplexError):
     status_code = 413
     code = "file_too_large"
@@ -78,6 +83,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoraplexError)
     async def _loraplex(_: Request, exc: LoraplexError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if exc.status_code == 408:
+            # The client stopped sending mid-body: close the connection rather than wait
+            # for the rest of a body that may never come.
+            headers = {"Connection": "close"}
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -117,11 +126,28 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(message, "invalid_request_error", None, "invalid_value"), status_code=400
         )
 
+    @app.exception_handler(UnicodeEncodeError)
+    async def _surrogate(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # JSON may spell a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 text (the
+        # database's, an upstream request's) can hold: the client's text is malformed.
+        if exc.encoding.replace("-", "").lower() != "utf8" or "surrogate" not in exc.reason:
+            raise exc  # any other encoding failure is the server's: logged, answered 500
+        message = "A text value in the request contains a lone UTF-16 surrogate (not valid text)."
+        return JSONResponse(
+            error_body(message, "invalid_request_error", None, "invalid_value"), status_code=400
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+            exc.status_code
+        )
+        message = str(exc.detail)
+        if isinstance(exc.__cause__, RecursionError):
+            # FastAPI's JSON parsing gave up on a body nested deeper than Python recurses.
+            message, code = "The JSON body is nested too deeply.", "json_too_deep"
         return JSONResponse(
-            error_body(str(exc.detail), "invalid_request_error", None, code),
+            error_body(message, "invalid_request_error", None, code),
             status_code=exc.status_code,
         )
 

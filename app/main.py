@@ -23,8 +23,10 @@ from app.inference.endpoints import router as inference_router
 from app.inference.replicas import ReplicaPool
 from app.inference.service import Gateway
 from app.jobs.endpoints import router as jobs_router
+from app.kit.body_limit import JsonBodyLimit
 from app.kit.flusher import PeriodicFlusher
 from app.kit.metrics import MetricsMiddleware
+from app.kit.redact import install_redaction
 from app.ratelimits.endpoints import router as ratelimits_router
 from app.ratelimits.service import RateLimited, make_limiter
 from app.tenants.endpoints import router as tenants_router
@@ -39,6 +41,7 @@ API_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    install_redaction()  # uvicorn has configured its log handlers by now
     pool = ReplicaPool(
         settings.vllm_urls,
         capacity=settings.vllm_max_loras,
@@ -112,6 +115,7 @@ def create_app() -> FastAPI:
     def unknown_api_route(path: str) -> None:
         raise NotFound(f"Unknown API route: /v1/{path}", code="unknown_url")
 
+    app.add_middleware(JsonBodyLimit)
     app.add_middleware(MetricsMiddleware)
     _mount_frontend(app, FRONTEND_DIST)
     return app

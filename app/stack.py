@@ -16,6 +16,7 @@ import httpx
 
 from app.catalog.catalog import get_base_model
 from app.config import ROOT, Settings
+from app.kit.http_limits import PROTOCOL as HEADER_LIMITED_PROTOCOL
 
 BIN = Path(sys.executable).parent
 
@@ -79,6 +80,8 @@ def api_command(settings: Settings) -> list[str]:
         settings.api_host,
         "--port",
         str(settings.api_port),
+        "--http",
+        HEADER_LIMITED_PROTOCOL,
     ]
 
 

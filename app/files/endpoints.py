@@ -1,4 +1,5 @@
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -51,10 +52,17 @@ def file_content(tenant: CurrentTenant, session: SessionDep, file_id: str) -> St
     return StreamingResponse(
         body,
         media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": f'attachment; filename="{file.filename.replace(chr(34), "")}"'
-        },
+        headers={"Content-Disposition": content_disposition(file.filename)},
     )
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header for any stored name (RFC 6266): an ASCII-only `filename` for old
+    clients and the exact name, percent-encoded, in `filename*`. A header value must be
+    Latin-1 and free of quotes and line breaks, or the name would break (or inject into) the
+    response's headers."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.get("/v1/files/{file_id}/report", response_model=FileReport)

@@ -12,7 +12,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from app.errors import InvalidRequest
+from app.config import get_settings
+from app.errors import InvalidRequest, RequestTimeout
 from app.kit.storage import BlobWriter, StorageLimitExceeded
 
 if TYPE_CHECKING:
@@ -40,19 +41,33 @@ class IncomingBody:
         return cls(
             content_type=request.headers.get("content-type"),
             content_length=int(length) if length and length.isdigit() else None,
-            chunks=_until_disconnect(request),
+            chunks=_until_disconnect(request, get_settings().upload_idle_timeout),
         )
 
 
-async def _until_disconnect(request: Request) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except ClientDisconnect:
-        raise InvalidRequest(
-            "The client disconnected before the upload finished; nothing was stored.",
-            code="upload_aborted",
-        ) from None
+async def _until_disconnect(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive. A client that hangs up, or sends nothing for
+    `idle_timeout` seconds (a stalled or slowloris upload holding a connection and a
+    half-written blob), ends the upload with an error; the caller's writer then removes
+    what was written."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(idle_timeout):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The upload sent nothing for {idle_timeout:g} seconds; it was dropped and "
+                "nothing was stored."
+            ) from None
+        except ClientDisconnect:
+            raise InvalidRequest(
+                "The client disconnected before the upload finished; nothing was stored.",
+                code="upload_aborted",
+            ) from None
+        yield chunk
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """File rules: what may be uploaded, when the record appears, what may be deleted."""
 
+import unicodedata
 from collections.abc import Iterator
 from pathlib import PurePath
 
@@ -19,9 +20,19 @@ from app.models import File, Tenant
 VALIDATE_TASK = "worker.tasks.datasets.validate_file"
 
 
+# Control characters (NUL, line breaks), invisible format characters (the right-to-left
+# override that makes "evil\u202egpj.exe" display as "evilexe.jpg"), line/paragraph
+# separators and lone surrogates: none belongs in a file name shown to people.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
 def clean_filename(name: str | None) -> str:
-    base = PurePath((name or "").replace("\\", "/")).name.strip()
-    return (base or "upload.jsonl")[:255]
+    """The name a file is listed under: its last path component only (`../../etc/passwd` is
+    `passwd`, Windows separators included), without unsafe characters, at most 255
+    characters. It is data only: storage keys are built from ids, never from the name."""
+    visible = "".join(c for c in name or "" if unicodedata.category(c) not in _UNSAFE_CATEGORIES)
+    base = PurePath(visible.replace("\\", "/")).name.strip()
+    return (base if base.strip(".") else "upload.jsonl")[:255]
 
 
 def check_purpose(purpose: str | None) -> str:

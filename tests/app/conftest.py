@@ -32,13 +32,20 @@ def other_tenant(make_tenant):  # type: ignore[no-untyped-def]
 def live_api() -> Iterator[str]:
     """The API on a real uvicorn server in this process (lifespan included), for tests that
     need real HTTP: concurrency, fuzzing. Yields its base URL."""
+    from app.kit.http_limits import HeaderLimitedHttpTools
     from app.main import create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            http=HeaderLimitedHttpTools,  # as `loraplex up` runs it
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -242,7 +242,7 @@ def build_report(path: Path, options: ReportOptions | None = None) -> DatasetRep
         if index is not None:
             index.record(item.contamination_positions, item.contamination_lines)
 
-    if validation.rows == 0:
+    if validation.rows == 0 and not validation.error_count:  # an unreadable file says why
         add_empty_file_error(validation)
     if options.tokenizer_dir is None:
         token_method = None

@@ -109,8 +109,9 @@ def parse_line(raw: bytes) -> Any:
         )
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith("depth limit"):
+            raise _too_deep() from None
     # orjson is strict where json is not (integers beyond 64 bits); ask json before refusing.
     try:
         text = raw.decode("utf-8")
@@ -122,6 +123,12 @@ def parse_line(raw: bytes) -> Any:
         raise LineProblem(
             "invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})"
         ) from None
+    except RecursionError:  # `[[[[…` thousands deep: json recurses once per level
+        raise _too_deep() from None
+
+
+def _too_deep() -> "LineProblem":
+    return LineProblem("too_deeply_nested", "the JSON is nested too deeply to read")
 
 
 def checked_row(raw: bytes, fmt: RowFormat) -> tuple[Any, Problem | None]:
@@ -167,7 +174,7 @@ def validate_lines(
     """Validate a whole file given as (line number, bytes) pairs."""
     numbered = list(_without_bom(lines))
     report = check_lines(numbered, file_format or sniff_format(numbered))
-    if report.rows == 0:
+    if report.rows == 0 and not report.error_count:  # an unreadable file says why
         add_empty_file_error(report)
     return report
 
@@ -239,7 +246,7 @@ def validate_file(path: Path) -> ValidationReport:
             add_oversized_line(report, piece)
         elif isinstance(piece, ReadFailure):
             report.add_error(RowError(piece.line, piece.code, piece.message))
-    if report.rows == 0:
+    if report.rows == 0 and not report.error_count:  # an unreadable file says why
         add_empty_file_error(report)
     return report
 
