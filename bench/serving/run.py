@@ -41,6 +41,12 @@ GATEWAY_COUNTERS = {
 }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,6 +229,8 @@ async def overhead_paired(t: Target, pairs: int, max_tokens: int) -> dict[str, A
     rows: dict[str, list[float]] = {"direct": [], "gateway": []}
     failed = 0
     loads = []
+    api_pid = t.stack.processes[f"api-{t.label}"].pid
+    cpu_before, wall_before = cpu_seconds(api_pid), time.monotonic()
     for i in range(pairs):
         order = ["direct", "gateway"] if i % 2 == 0 else ["gateway", "direct"]
         loads.append(loadgen.load_average()[0])
@@ -233,8 +241,13 @@ async def overhead_paired(t: Target, pairs: int, max_tokens: int) -> dict[str, A
                 rows[via].append(s.latency_s)
             else:
                 failed += 1
+    api_cpu, wall = cpu_seconds(api_pid) - cpu_before, time.monotonic() - wall_before
     diffs = sorted(g - d for d, g in zip(rows["direct"], rows["gateway"], strict=False))
     out: dict[str, Any] = {"pairs": pairs, "max_tokens": max_tokens, "failed": failed}
+    # CPU time the API process spent, per gateway request: what the gateway costs whatever
+    # the load (its health checks and usage flushes over the same seconds included).
+    out["gateway_cpu_ms_per_request"] = round(api_cpu / max(len(rows["gateway"]), 1) * 1000, 2)
+    out["api_cpu_seconds"], out["wall_seconds"] = round(api_cpu, 3), round(wall, 1)
     for via, values in rows.items():
         out[via] = {
             "p50_ms": loadgen.ms(loadgen.percentile(values, 50)),
