@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(32 * 1024**3, alias="LORAPLEX_MAX_DECOMPRESSED_BYTES")
     # An upload whose body sends nothing for this long (seconds) is dropped, nothing stored.
     upload_idle_timeout: float = Field(60.0, alias="LORAPLEX_UPLOAD_IDLE_TIMEOUT")
+    # Once an upload has run that long, it must average at least this many bytes a second: a
+    # client that sends a byte just often enough to dodge the idle timeout is dropped too.
+    upload_min_bytes_per_second: int = Field(1024, alias="LORAPLEX_UPLOAD_MIN_BYTES_PER_SECOND")
+    # A JSON body must arrive whole within this many seconds of the request's headers.
+    json_body_timeout: float = Field(30.0, alias="LORAPLEX_JSON_BODY_TIMEOUT")
     # Python interpreter that runs training recipes (the worker's own by default).
     training_python: str = Field("", alias="LORAPLEX_TRAINING_PYTHON")
     # The vLLM server `loraplex up` starts: which base model it serves and its LoRA limits.

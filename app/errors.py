@@ -139,9 +139,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-            exc.status_code
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "request_timeout",
+            413: "request_too_large",
+        }.get(exc.status_code)
         message = str(exc.detail)
         if isinstance(exc.__cause__, RecursionError):
             # FastAPI's JSON parsing gave up on a body nested deeper than Python recurses.
@@ -149,6 +152,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(message, "invalid_request_error", None, code),
             status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)

@@ -3,6 +3,7 @@ part goes straight into a storage `BlobWriter`, so memory stays constant whateve
 (Starlette's form parser would spool it to a temporary file first). Other fields are small
 text values, collected in memory. Used by `POST /v1/files` and `POST /v1/uploads/{id}/parts`."""
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -41,16 +42,24 @@ class IncomingBody:
         return cls(
             content_type=request.headers.get("content-type"),
             content_length=int(length) if length and length.isdigit() else None,
-            chunks=_until_disconnect(request, get_settings().upload_idle_timeout),
+            chunks=_until_disconnect(
+                request,
+                get_settings().upload_idle_timeout,
+                get_settings().upload_min_bytes_per_second,
+            ),
         )
 
 
-async def _until_disconnect(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
-    """The body's chunks as they arrive. A client that hangs up, or sends nothing for
-    `idle_timeout` seconds (a stalled or slowloris upload holding a connection and a
-    half-written blob), ends the upload with an error; the caller's writer then removes
-    what was written."""
+async def _until_disconnect(
+    request: Request, idle_timeout: float, min_rate: int = 0
+) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive. A client that hangs up, sends nothing for
+    `idle_timeout` seconds, or (past the first `idle_timeout` seconds) averages fewer than
+    `min_rate` bytes a second (stalled and slowloris uploads, each holding a connection and a
+    half-written blob) ends the upload with an error; the caller's writer then removes what
+    was written."""
     chunks = request.stream().__aiter__()
+    started, received = time.monotonic(), 0
     while True:
         try:
             with anyio.fail_after(idle_timeout):
@@ -67,6 +76,14 @@ async def _until_disconnect(request: Request, idle_timeout: float) -> AsyncItera
                 "The client disconnected before the upload finished; nothing was stored.",
                 code="upload_aborted",
             ) from None
+        received += len(chunk)
+        elapsed = time.monotonic() - started
+        if min_rate and elapsed > idle_timeout and received < min_rate * elapsed:
+            raise RequestTimeout(
+                f"The upload averaged {received / elapsed:.0f} bytes a second, under the "
+                f"minimum of {min_rate}; it was dropped and nothing was stored.",
+                code="upload_too_slow",
+            )
         yield chunk
 
 

@@ -1,11 +1,14 @@
 """A size limit on request bodies that are read whole (JSON): a 50 MB chat request would
 otherwise be held in memory, then parsed into several times that. The streaming upload routes
 (`POST /v1/files`, `POST /v1/uploads/{id}/parts`) write their bodies to disk as they arrive and
-enforce their own limits, so they are left alone."""
+enforce their own limits, so they are left alone. The same middleware bounds the time a JSON
+body may take to arrive."""
 
 import json
 import re
+import time
 
+import anyio
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +24,18 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int):
         super().__init__(413, too_large_message(limit))
+
+
+class BodyTimeout(HTTPException):
+    """Raised from `receive` when a body has not arrived whole in time (a slow-body attack
+    holding a connection and a request's worth of memory)."""
+
+    def __init__(self, timeout: float):
+        super().__init__(
+            408,
+            f"The request body did not arrive within {timeout:g} seconds.",
+            {"Connection": "close"},
+        )
 
 
 def too_large_message(limit: int) -> str:
@@ -51,15 +66,24 @@ class JsonBodyLimit:
         if length is not None and length > limit:
             await _send_too_large(send, limit)
             return
-        received = 0
+        timeout = get_settings().json_body_timeout
+        deadline = time.monotonic() + timeout
+        received, complete = 0, False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body: waiting for a disconnect (streams) is not timed
+                return await receive()
+            try:
+                with anyio.fail_after(max(deadline - time.monotonic(), 0)):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited_receive, send)

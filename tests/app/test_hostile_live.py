@@ -29,6 +29,8 @@ from tests.hostile import GOOD_LINE, gzip_bomb, nested, zip_of
 SECRET_KEY = "pepper-" + secrets.token_urlsafe(24)
 DECOMPRESSED_LIMIT = 16 * 1024 * 1024
 IDLE_TIMEOUT = 2.0
+MIN_UPLOAD_RATE = 1024  # bytes a second, once an upload has run IDLE_TIMEOUT seconds
+JSON_BODY_TIMEOUT = 2.0
 LOG_CONFIG = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -58,6 +60,8 @@ def live(own_workers, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-u
         "LORAPLEX_SECRET_KEY": SECRET_KEY,
         "LORAPLEX_MAX_DECOMPRESSED_BYTES": str(DECOMPRESSED_LIMIT),
         "LORAPLEX_UPLOAD_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
+        "LORAPLEX_UPLOAD_MIN_BYTES_PER_SECOND": str(MIN_UPLOAD_RATE),
+        "LORAPLEX_JSON_BODY_TIMEOUT": str(JSON_BODY_TIMEOUT),
     }
     stack = Stack(Settings(), env=env)
     worker = [a if a != "INFO" else "DEBUG" for a in worker_command("cpu")]
@@ -430,6 +434,124 @@ def test_trickled_then_stalled_uploads_are_dropped_and_others_are_served(live, a
     assert partials() == []
     assert (count(File), count(UploadPart)) == (files_before, parts_before)
     assert httpx.get(f"{live.api_url}/healthz").status_code == 200
+
+
+def test_an_upload_trickled_under_the_minimum_rate_is_dropped(live, api_key):
+    """A byte every quarter of the idle timeout never trips it; the average rate does."""
+    files_before = count(File)
+    boundary = "trickle"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"'
+        "\r\n\r\n"
+    ).encode()
+    sock = raw_request(live)
+    try:
+        sock.sendall(
+            (
+                f"POST /v1/files HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {api_key}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(head) + 10**6}\r\n\r\n"
+            ).encode()
+            + head
+        )
+        sock.settimeout(IDLE_TIMEOUT / 4)
+        answer = b""
+        for _ in range(40):  # ~10 s at most; the server gives up after ~2
+            try:
+                sock.sendall(b"x")
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if answer:
+                break
+        sock.settimeout(30)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        _, _, body = answer.partition(b"\r\n\r\n")
+        error = json.loads(body)["error"]
+        assert error["code"] == "upload_too_slow" and "bytes a second" in error["message"]
+        ERROR_BODIES.append(body.decode())
+    finally:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while partials() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert partials() == [] and count(File) == files_before
+
+
+def test_a_json_body_that_arrives_too_slowly_is_a_408(live, api_key):
+    body = json.dumps({"model": "SmolLM2-135M-Instruct", "messages": []}).encode()
+    sock = raw_request(live)
+    try:
+        sock.sendall(
+            (
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n"
+                f"Authorization: Bearer {api_key}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body[:5]
+        )
+        sock.settimeout(JSON_BODY_TIMEOUT / 4)
+        answer = b""
+        for byte in body[5:-1]:  # never the last byte: only the deadline can end this
+            try:
+                sock.sendall(bytes([byte]))
+                answer = sock.recv(65536)
+            except TimeoutError:
+                # meanwhile the server answers everyone else
+                assert httpx.get(f"{live.api_url}/healthz", timeout=10).status_code == 200
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if answer:
+                break
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        _, _, payload = answer.partition(b"\r\n\r\n")
+        error = json.loads(payload)["error"]
+        assert error["code"] == "request_timeout" and set(error) == {
+            "message",
+            "type",
+            "param",
+            "code",
+        }
+        ERROR_BODIES.append(payload.decode())
+        sock.settimeout(10)
+        assert closed(sock), "the server should close a connection whose body timed out"
+    finally:
+        sock.close()
+
+
+def test_a_stream_outlives_the_json_body_deadline(live, api_key):
+    """The deadline covers the body only: a streaming response waits on the same `receive`
+    for the client's disconnect, and must not be cut off. A job's event stream stays open
+    while the job waits (no training worker here), past the deadline, until it is cancelled."""
+    file_id = upload(live, api_key, "stream.jsonl", GOOD_LINE * 10)
+    assert settled(live, api_key, file_id)["status"] == "processed"
+    created = httpx.post(
+        f"{live.api_url}/v1/fine_tuning/jobs",
+        headers=auth(api_key),
+        json={"model": "SmolLM2-135M-Instruct", "training_file": file_id},
+    )
+    assert created.status_code == 200, created.text
+    job_id = created.json()["id"]
+    url = f"{live.api_url}/v1/fine_tuning/jobs/{job_id}/events?stream=true"
+    with httpx.stream("GET", url, headers=auth(api_key), timeout=30) as r:
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        assert next(line for line in lines if line.startswith("event: job"))
+        time.sleep(JSON_BODY_TIMEOUT * 2)
+        cancel = httpx.post(
+            f"{live.api_url}/v1/fine_tuning/jobs/{job_id}/cancel", headers=auth(api_key)
+        )
+        assert cancel.status_code == 200, cancel.text
+        statuses = [
+            json.loads(line[6:]).get("status")
+            for line in lines
+            if line.startswith("data: {") and '"object":"fine_tuning.job"' in line.replace(" ", "")
+        ]
+    assert statuses and statuses[-1] == "cancelled"
 
 
 # ------------------------------------------------------------------------- secrets in logs
