@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     job_stale_after: float = Field(120.0, alias="LORAPLEX_JOB_STALE_AFTER")
     job_reaper_interval: float = Field(60.0, alias="LORAPLEX_JOB_REAPER_INTERVAL")
     job_max_attempts: int = Field(3, alias="LORAPLEX_JOB_MAX_ATTEMPTS")
+    # How long workers keep retrying a database write while the database is unreachable (a
+    # restart, a failover) before giving up on the step.
+    db_outage_grace: float = Field(120.0, alias="LORAPLEX_DB_OUTAGE_GRACE")
     # Training jobs one tenant may have running at once; more wait in `queued` (0: no limit).
     max_running_jobs_per_tenant: int = Field(4, alias="LORAPLEX_MAX_RUNNING_JOBS_PER_TENANT")
     # Pepper mixed into API-key hashes. Must be set outside dev.
