@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     job_stale_after: float = Field(120.0, alias="LORAPLEX_JOB_STALE_AFTER")
     job_reaper_interval: float = Field(60.0, alias="LORAPLEX_JOB_REAPER_INTERVAL")
     job_max_attempts: int = Field(3, alias="LORAPLEX_JOB_MAX_ATTEMPTS")
+    # A `queued` or `validating_files` job whose task message is in no broker queue and not
+    # held by any worker (Redis restarted without persistence, a publish that failed) for
+    # this long, seen by two sweeps, has its task sent again by the same beat sweep.
+    job_lost_task_after: float = Field(60.0, alias="LORAPLEX_JOB_LOST_TASK_AFTER")
+    # How long workers keep retrying a database write while the database is unreachable (a
+    # restart, a failover) before giving up on the step.
+    db_outage_grace: float = Field(120.0, alias="LORAPLEX_DB_OUTAGE_GRACE")
     # Training jobs one tenant may have running at once; more wait in `queued` (0: no limit).
     max_running_jobs_per_tenant: int = Field(4, alias="LORAPLEX_MAX_RUNNING_JOBS_PER_TENANT")
     # Pepper mixed into API-key hashes. Must be set outside dev.

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -135,6 +135,23 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "A text value in the request contains a lone UTF-16 surrogate (not valid text)."
         return JSONResponse(
             error_body(message, "invalid_request_error", None, "invalid_value"), status_code=400
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database is restarting or unreachable: a temporary condition the client should
+        # retry, not a bug. Nothing was committed (the request's transaction rolled back).
+        return JSONResponse(
+            error_body(
+                "The service is temporarily unavailable (its database cannot be reached). "
+                "Nothing was changed; retry shortly.",
+                "server_error",
+                None,
+                "service_unavailable",
+            ),
+            status_code=503,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -147,6 +147,19 @@ def stale_running_jobs(session: Session, stale_before: int) -> list[FineTuningJo
     return list(session.scalars(stmt.order_by(FineTuningJob.id)))
 
 
+def jobs_waiting_for_a_task(session: Session) -> list[FineTuningJob]:
+    """Jobs that own a task message in the broker: being validated, or queued for training
+    and not held back for a slot of their tenant. Across tenants: only the platform's own
+    housekeeping calls it."""
+    stmt = select(FineTuningJob).where(
+        or_(
+            FineTuningJob.status == "validating_files",
+            (FineTuningJob.status == "queued") & FineTuningJob.waiting_for_slot.is_(False),
+        )
+    )
+    return list(session.scalars(stmt.order_by(FineTuningJob.id)))
+
+
 def compare_and_set_status(
     session: Session,
     job_id: str,

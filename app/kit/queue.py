@@ -78,6 +78,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
+        # A broker restart must not end a worker, however long it takes: retry forever. And
+        # a task running when the connection drops goes on (training outlives a Redis
+        # restart); the job's row in Postgres, not the broker's message, says who owns it.
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
     }
     if settings.broker_url.startswith("filesystem"):

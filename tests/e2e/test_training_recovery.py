@@ -3,7 +3,6 @@ in its child process on SmolLM2-135M): a worker killed with SIGKILL mid-run come
 the stale-heartbeat sweep and resumes from its checkpoint; failing jobs fail with a clear error
 while the worker lives on to train the next one."""
 
-import csv
 import os
 import signal
 from collections.abc import Iterator
@@ -12,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from app.config import get_settings
-from app.kit.storage import get_storage
-from app.models import File
 from tests.worker.training_jobs import (
     MODEL,
     checkpoints,
     events,
+    finished,
     gpu_worker,
     job,
     queued_job,
+    results_steps,
     training_processes,
     wait_until,
 )
@@ -33,7 +32,6 @@ WORKER_ENV = {
     "LORAPLEX_JOB_HEARTBEAT_INTERVAL": "1",
     "LORAPLEX_JOB_STALE_AFTER": str(STALE_AFTER),
 }
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 @pytest.fixture(autouse=True)
@@ -52,26 +50,6 @@ def tenant_id(make_tenant) -> str:  # type: ignore[no-untyped-def]
     if not (model_dir / "config.json").exists():
         pytest.skip(f"base model not found at {model_dir}")
     return str(make_tenant("training")[0])
-
-
-def finished(job_id: str, timeout: float = 600) -> str:
-    return str(
-        wait_until(
-            lambda: job(job_id).status if job(job_id).status in TERMINAL else None,
-            timeout,
-            f"job {job_id} to finish",
-        )
-    )
-
-
-def results_steps(job_id: str) -> list[int]:
-    from app.db import session_scope
-
-    with session_scope() as session:
-        results = session.get(File, job(job_id).result_files[0])
-        assert results is not None
-        path = get_storage().path(results.storage_key)
-    return [int(row["step"]) for row in csv.DictReader(path.open())]
 
 
 def test_a_job_whose_worker_is_killed_resumes_from_its_checkpoint(

@@ -38,3 +38,11 @@ def test_beat_sweeps_stale_training_jobs_as_often_as_configured():
     assert entry["task"] == "worker.tasks.maintenance.requeue_stale_jobs"
     assert entry["schedule"] == get_settings().job_reaper_interval
     assert celery.conf.task_routes["worker.tasks.maintenance.*"]["queue"] == "cpu"
+
+
+def test_a_worker_outlives_a_broker_restart():
+    # Redis restarting must neither end the worker (it reconnects, forever) nor cancel the
+    # training task it is running.
+    assert celery.conf.broker_connection_retry is True
+    assert celery.conf.broker_connection_max_retries is None
+    assert celery.conf.worker_cancel_long_running_tasks_on_connection_loss is False

@@ -2,6 +2,7 @@
 processes: a job row as the API and `validate_job` leave it (`queued`), and a Celery worker
 started the way `loraplex up` starts it."""
 
+import csv
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from app.kit import workers
 from app.kit.ids import new_id
 from app.kit.queue import enqueue_after_commit
 from app.kit.storage import get_storage
-from app.models import File, FineTuningJob, JobCheckpoint, JobEvent
+from app.models import Adapter, File, FineTuningJob, JobCheckpoint, JobEvent
 from app.stack import ROOT, worker_command
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -150,6 +151,36 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
             return value
         time.sleep(every)
     raise TimeoutError(f"gave up waiting for {what} after {timeout}s")
+
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def finished(job_id: str, timeout: float = 600) -> str:
+    """The job's terminal status, once it has one."""
+    return str(
+        wait_until(
+            lambda: job(job_id).status if job(job_id).status in TERMINAL else None,
+            timeout,
+            f"job {job_id} to finish",
+        )
+    )
+
+
+def results_steps(job_id: str) -> list[int]:
+    """The steps listed in the job's results file."""
+    with session_scope() as session:
+        results = session.get(File, job(job_id).result_files[0])
+        assert results is not None
+        path = get_storage().path(results.storage_key)
+    return [int(row["step"]) for row in csv.DictReader(path.open())]
+
+
+def adapters(job_id: str) -> list[Adapter]:
+    with session_scope() as session:
+        rows = session.scalars(select(Adapter).where(Adapter.job_id == job_id)).all()
+        session.expunge_all()
+        return list(rows)
 
 
 def training_processes(job_id: str) -> list[int]:

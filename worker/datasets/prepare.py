@@ -4,6 +4,7 @@ report's duplicate check: equal canonical JSON). The rows kept are written, unch
 new plain JSONL file whose sha256 goes into the job's manifest with the counts dropped."""
 
 import hashlib
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,28 +46,33 @@ def prepare_dataset(
     digest = hashlib.sha256()
     seen: set[int] = set()
     result = PreparedDataset(sha256="")
-    tmp = target.with_name(target.name + ".part")
+    # A name of its own: a validate task delivered twice (a resent lost task) may write the
+    # same target at once; each writes its own file and the last atomic rename wins.
+    tmp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("wb") as out:
-        for line, row, raw in _rows(source, drop_invalid, result):
-            if dedup:
-                key = row_digest(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
-                if key in seen:
-                    result.dropped_duplicates += 1
-                    _note(result.duplicate_lines, line)
-                    continue
-                seen.add(key)
-            data = raw.rstrip(b"\r\n") + b"\n"
-            out.write(data)
-            digest.update(data)
-            result.rows_kept += 1
-    if result.rows_kept == 0:
-        tmp.unlink()
-        raise NothingLeftToTrain(
-            f"no row is left to train on: {result.dropped_invalid} invalid and "
-            f"{result.dropped_duplicates} duplicate row(s) dropped"
-        )
-    tmp.replace(target)
+    try:
+        with tmp.open("wb") as out:
+            for line, row, raw in _rows(source, drop_invalid, result):
+                if dedup:
+                    key = row_digest(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+                    if key in seen:
+                        result.dropped_duplicates += 1
+                        _note(result.duplicate_lines, line)
+                        continue
+                    seen.add(key)
+                data = raw.rstrip(b"\r\n") + b"\n"
+                out.write(data)
+                digest.update(data)
+                result.rows_kept += 1
+        if result.rows_kept == 0:
+            raise NothingLeftToTrain(
+                f"no row is left to train on: {result.dropped_invalid} invalid and "
+                f"{result.dropped_duplicates} duplicate row(s) dropped"
+            )
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nothing half-written stays behind
+        raise
     result.sha256 = digest.hexdigest()
     return result
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from app.db import session_scope
+from app.db import retry_while_unavailable, session_scope
 from app.jobs.service import add_event, planned_model_name
 from app.kit.ids import new_id
 from app.kit.storage import get_storage
@@ -33,6 +33,9 @@ TORCHRUN_ENV = "TORCHELASTIC_RUN_ID"
 
 
 class DatabaseReporter:
+    """Every write is one unit of work, retried while the database is unreachable (a restart):
+    training waits for the database instead of failing."""
+
     def __init__(self, job_id: str, attempt: int):
         self.job_id = job_id
         self.attempt = attempt
@@ -46,10 +49,16 @@ class DatabaseReporter:
         return job
 
     def event(self, message: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
-        with session_scope() as session:
-            add_event(session, self._job(session), message, level=level, data=data)
+        def write() -> None:
+            with session_scope() as session:
+                add_event(session, self._job(session), message, level=level, data=data)
+
+        retry_while_unavailable(write, "writing a job event")
 
     def metrics(self, data: dict[str, Any]) -> None:
+        retry_while_unavailable(lambda: self._metrics(data), "writing job metrics")
+
+    def _metrics(self, data: dict[str, Any]) -> None:
         step, total = int(data["step"]), int(data["total_steps"])
         message = f"Step {step}/{total}: training loss={data['train_loss']:.4f}"
         if data.get("rewards/accuracies") is not None:
@@ -66,6 +75,11 @@ class DatabaseReporter:
             add_event(session, job, message, type_="metrics", data=data)
 
     def checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None:
+        retry_while_unavailable(
+            lambda: self._checkpoint(step, metrics, path), "recording a checkpoint"
+        )
+
+    def _checkpoint(self, step: int, metrics: dict[str, Any], path: str) -> None:
         storage_root = get_storage().path("")
         with session_scope() as session:
             job = self._job(session)
@@ -95,6 +109,9 @@ class DatabaseReporter:
     def should_stop(self) -> bool:
         if self.stop_requested:
             return True
+        return retry_while_unavailable(self._not_wanted, "checking for cancel")
+
+    def _not_wanted(self) -> bool:
         with session_scope() as session:
             job = self._job(session)
             # Cancelled, or requeued and claimed by another attempt: this run is not wanted.

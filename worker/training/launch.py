@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from app.catalog.catalog import get_base_model
 from app.config import get_settings
-from app.db import session_scope
+from app.db import is_unavailable, retry_while_unavailable, session_scope, wait_for_database
 from app.jobs import recovery, scheduling
 from app.jobs import repository as jobs_repo
 from app.jobs.service import add_event
@@ -52,15 +53,34 @@ def job_dir_key(job: FineTuningJob) -> str:
 
 
 def run_training_job(job_id: str) -> None:
+    claimed = retry_while_unavailable(lambda: _claim(job_id), "claiming the job")
+    if claimed is None:
+        return
+    attempt, tenant_id, n_gpus, workdir, config = claimed
+    _prepare_workdir(workdir, config)
+    returncode = _run_child(job_id, attempt, workdir, n_gpus)
+    _record_outcome(job_id, attempt, workdir, returncode)
+
+    def dispatch() -> None:
+        with session_scope() as session:
+            scheduling.dispatch_waiting(session, tenant_id)
+
+    retry_while_unavailable(dispatch, "dispatching waiting jobs")
+
+
+def _claim(job_id: str) -> tuple[int, str, int, Path, dict[str, Any]] | None:
+    """Claim the job and build its recipe config in one transaction: (attempt, tenant, GPUs,
+    workdir, config), or None when there is nothing to train. Safe to run again after a
+    failed commit: the claim is a compare-and-set."""
     with session_scope() as session:
         job = session.get(FineTuningJob, job_id)
         if job is None:
-            return
+            return None
         # None: cancelled, finished, held by a live worker, a duplicate delivery, or waiting
         # for a slot of its tenant.
         attempt = scheduling.claim(session, job)
         if attempt is None:
-            return
+            return None
         session.refresh(job)
         add_event(
             session,
@@ -70,19 +90,13 @@ def run_training_job(job_id: str) -> None:
             else f"Fine-tuning job restarted after an interruption (attempt {attempt}).",
             data={"attempt": attempt},
         )
-        tenant_id = job.tenant_id
-        n_gpus = recovery.job_gpus(job)
         workdir = get_storage().path(job_dir_key(job))
         try:
             config = _train_config(session, job, workdir)
         except ValueError as exc:
             _fail_in(session, job, attempt, {"code": "base_model_unavailable", "message": str(exc)})
-            return
-    _prepare_workdir(workdir, config)
-    returncode = _run_child(job_id, attempt, workdir, n_gpus)
-    _record_outcome(job_id, attempt, workdir, returncode)
-    with session_scope() as session:
-        scheduling.dispatch_waiting(session, tenant_id)
+            return None
+        return attempt, job.tenant_id, recovery.job_gpus(job), workdir, config
 
 
 def _prepare_workdir(workdir: Path, config: dict[str, Any]) -> None:
@@ -101,8 +115,12 @@ def _prepare_workdir(workdir: Path, config: dict[str, Any]) -> None:
 def _record_outcome(job_id: str, attempt: int, workdir: Path, returncode: int) -> None:
     result_path = workdir / "result.json"
     result = json.loads(result_path.read_text()) if result_path.exists() else None
-    status = _job_status(job_id)
+    status = retry_while_unavailable(lambda: _job_status(job_id), "reading the job's status")
     if returncode == 0 and result and result["status"] == "succeeded":
+        # Publishing moves the adapter before it commits, so it is not simply run again: wait
+        # for the database first. Should it still fail, the job's heartbeat stops and the
+        # stale-job sweep requeues it to train again from its latest checkpoint.
+        wait_for_database("publishing the adapter")
         try:
             publish_adapter(job_id, attempt, workdir, result)
         except StorageFull as exc:
@@ -235,7 +253,7 @@ def _run_child(job_id: str, attempt: int, workdir: Path, n_gpus: int = 1) -> int
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + settings.job_heartbeat_interval
                 _heartbeat(job_id, attempt)
-            if cancelled_at is None and not _still_ours(job_id, attempt):
+            if cancelled_at is None and not _still_ours_or_unknown(job_id, attempt):
                 cancelled_at = time.monotonic()
             if cancelled_at and time.monotonic() - cancelled_at > CANCEL_GRACE_SECONDS:
                 log.warning("job %s: recipe ignored cancel; terminating", job_id)
@@ -268,6 +286,18 @@ def _heartbeat(job_id: str, attempt: int) -> None:
         log.exception("job %s: heartbeat not written", job_id)
 
 
+def _still_ours_or_unknown(job_id: str, attempt: int) -> bool:
+    """While the database is unreachable the run goes on: the recipe's own writes wait for
+    it, and a cancel sent meanwhile is seen once it is back."""
+    try:
+        return _still_ours(job_id, attempt)
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("job %s: cannot check for cancel, database unavailable", job_id)
+        return True
+
+
 def _still_ours(job_id: str, attempt: int) -> bool:
     with session_scope() as session:
         job = session.get(FineTuningJob, job_id)
@@ -281,19 +311,25 @@ def _job_status(job_id: str) -> str | None:
 
 
 def _interrupted(job_id: str, attempt: int, reason: str) -> None:
-    with session_scope() as session:
-        job = session.get(FineTuningJob, job_id)
-        if job is not None:
-            recovery.requeue_or_fail(
-                session, job, reason, attempt=attempt, code="training_interrupted"
-            )
+    def requeue() -> None:
+        with session_scope() as session:
+            job = session.get(FineTuningJob, job_id)
+            if job is not None:
+                recovery.requeue_or_fail(
+                    session, job, reason, attempt=attempt, code="training_interrupted"
+                )
+
+    retry_while_unavailable(requeue, "requeueing an interrupted job")
 
 
 def _fail(job_id: str, attempt: int, error: dict[str, Any]) -> None:
-    with session_scope() as session:
-        job = session.get(FineTuningJob, job_id)
-        if job is not None:
-            _fail_in(session, job, attempt, error)
+    def fail() -> None:
+        with session_scope() as session:
+            job = session.get(FineTuningJob, job_id)
+            if job is not None:
+                _fail_in(session, job, attempt, error)
+
+    retry_while_unavailable(fail, "recording the job's failure")
 
 
 def _fail_in(session, job: FineTuningJob, attempt: int, error: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]

@@ -52,7 +52,26 @@ def test_without_drop_invalid_an_invalid_row_is_an_error_naming_the_line(tmp_pat
     target = tmp_path / "p.jsonl"
     with pytest.raises(ValueError, match="line 2"):
         prepare_dataset(source, target, drop_invalid=False, dedup=True)
-    assert not target.exists()
+    assert not target.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_two_writers_of_one_target_do_not_share_a_temporary_file(tmp_path):
+    """A validate task delivered twice may prepare the same job's data at once: both
+    succeed and the target holds the rows once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = tmp_path / "train.jsonl"
+    source.write_bytes(b"".join(chat(f"q{i}", f"a{i}") for i in range(3000)))
+    target = tmp_path / "p.jsonl"
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(prepare_dataset, source, target, drop_invalid=False, dedup=True)
+            for _ in range(2)
+        ]
+        first, second = (run.result() for run in runs)
+    assert first.sha256 == second.sha256
+    assert target.read_bytes() == source.read_bytes()
+    assert not list(tmp_path.glob("*.part"))
 
 
 def test_nothing_left_is_refused_and_writes_nothing(tmp_path):
