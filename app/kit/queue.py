@@ -5,10 +5,10 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
+from app.kit import after_commit
 
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
@@ -113,16 +113,15 @@ def producer() -> Celery:
 def enqueue_after_commit(
     session: Session, task: str, args: list[Any], queue: str = CPU_QUEUE
 ) -> None:
-    """Send `task` once the session's transaction commits (never for a rolled-back one)."""
-    session.info.setdefault("pending_tasks", []).append((task, args, queue))
+    """Send `task` once the session's outermost transaction commits (never for a rolled-back
+    one, nor when only a SAVEPOINT around it was released: see app/kit/after_commit.py)."""
+    after_commit.defer(session, PENDING_TASKS, (task, args, queue))
 
 
-@event.listens_for(Session, "after_commit")
-def _send_pending(session: Session) -> None:
-    for task, args, queue in session.info.pop("pending_tasks", []):
+PENDING_TASKS = "pending_tasks"
+
+
+@after_commit.handler(PENDING_TASKS)
+def _send_pending(tasks: list[tuple[str, list[Any], str]]) -> None:
+    for task, args, queue in tasks:
         producer().send_task(task, args=args, queue=queue)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop("pending_tasks", None)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
+from app.kit import after_commit
 
 CHUNK = 1024 * 1024
 
@@ -129,18 +129,14 @@ def get_storage() -> LocalStorage:
 def delete_after_commit(session: Session, key: str) -> None:
     """Delete blob (or folder) `key` once the session's transaction commits: the rows that
     point at it go first, and a rolled-back transaction leaves the bytes where they were."""
-    session.info.setdefault("blobs_to_delete", []).append(key)
+    after_commit.defer(session, BLOBS_TO_DELETE, key)
 
 
-@event.listens_for(Session, "after_commit")
-def _delete_pending_blobs(session: Session) -> None:
-    keys = session.info.pop("blobs_to_delete", [])
-    if keys:
-        storage = get_storage()
-        for key in keys:
-            storage.delete(key)
+BLOBS_TO_DELETE = "blobs_to_delete"
 
 
-@event.listens_for(Session, "after_rollback")
-def _keep_blobs(session: Session) -> None:
-    session.info.pop("blobs_to_delete", None)
+@after_commit.handler(BLOBS_TO_DELETE)
+def _delete_pending_blobs(keys: list[str]) -> None:
+    storage = get_storage()
+    for key in keys:
+        storage.delete(key)
