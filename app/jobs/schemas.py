@@ -35,6 +35,12 @@ class HyperparametersIn(BaseModel):
     early_stopping_min_delta: float = Field(0.0, ge=0.0, le=100.0)
     # GPUs the job trains on (data parallel); it waits `queued` for a worker with that many.
     n_gpus: int = Field(1, ge=1, le=MAX_GPUS_PER_JOB)
+    # Padding-free packed batches through the training fast path (false: padded batches, the
+    # plain transformers + peft path). Recorded in the adapter's manifest.
+    packing: bool = True
+    # With packing: each step takes the next examples up to this many tokens (at least
+    # max_seq_length) instead of batch_size examples (null).
+    max_tokens_per_batch: int | None = Field(None, ge=16, le=16_777_216)
 
     @field_validator("n_epochs")
     @classmethod
@@ -67,6 +73,8 @@ class HyperparametersIn(BaseModel):
 
 class DpoHyperparametersIn(HyperparametersIn):
     beta: float | Literal["auto"] = Field("auto")
+    # Preference pairs train on padded batches (so max_tokens_per_batch is refused too).
+    packing: Literal[False] = False
 
     @field_validator("beta")
     @classmethod

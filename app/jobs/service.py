@@ -50,6 +50,7 @@ def _resolve_hyperparameters(
             param=f"{param}.n_gpus",
             code="invalid_value",
         )
+    _check_token_budget(h, param)
     resolved = h.model_dump()
     resolved["n_epochs"] = 3 if h.n_epochs == "auto" else h.n_epochs
     resolved["batch_size"] = 4 if h.batch_size == "auto" else h.batch_size
@@ -62,6 +63,26 @@ def _resolve_hyperparameters(
     if parent is not None:
         resolved.update(_inherited_lora_shape(h, parent, param))
     return resolved
+
+
+def _check_token_budget(h: HyperparametersIn, param: str) -> None:
+    budget = h.max_tokens_per_batch
+    if budget is None:
+        return
+    if not h.packing:
+        raise InvalidRequest(
+            "max_tokens_per_batch needs packing (padded batches, and preference tuning's, take "
+            "batch_size examples).",
+            param=f"{param}.max_tokens_per_batch",
+            code="invalid_value",
+        )
+    if budget < h.max_seq_length:
+        raise InvalidRequest(
+            f"max_tokens_per_batch ({budget}) must be at least max_seq_length "
+            f"({h.max_seq_length}), so that every example fits in a step.",
+            param=f"{param}.max_tokens_per_batch",
+            code="invalid_value",
+        )
 
 
 def _inherited_lora_shape(h: HyperparametersIn, parent: Adapter, param: str) -> dict[str, Any]:

@@ -70,6 +70,9 @@ def test_both_hyperparameter_places_is_an_error(client, tenant, training_file):
         ({"lora_r": 128}, "hyperparameters.lora_r"),
         ({"quantization": "int3"}, "hyperparameters.quantization"),
         ({"bogus": 1}, "hyperparameters.bogus"),
+        ({"packing": "sometimes"}, "hyperparameters.packing"),
+        ({"packing": False, "max_tokens_per_batch": 4096}, "hyperparameters.max_tokens_per_batch"),
+        ({"max_tokens_per_batch": 512}, "hyperparameters.max_tokens_per_batch"),  # < 1024
     ],
 )
 def test_invalid_hyperparameters_name_the_param(client, tenant, training_file, hp, param):
@@ -167,6 +170,21 @@ def test_checkpoint_and_early_stopping_hyperparameters_ride_along(client, tenant
     assert r.status_code == 200, r.text
     resolved = r.json()["hyperparameters"]
     assert {k: resolved[k] for k in hp} == hp and resolved["early_stopping_min_delta"] == 0.01
+
+
+def test_packing_is_on_by_default_and_takes_a_token_budget(client, tenant, training_file):
+    resolved = create(client, tenant, model=MODEL, training_file=training_file).json()[
+        "hyperparameters"
+    ]
+    assert resolved["packing"] is True and resolved["max_tokens_per_batch"] is None
+    hp = {"packing": True, "max_tokens_per_batch": 8192, "max_seq_length": 2048}
+    r = create(client, tenant, model=MODEL, training_file=training_file, hyperparameters=hp)
+    assert r.status_code == 200, r.text
+    assert {k: r.json()["hyperparameters"][k] for k in hp} == hp
+    off = create(
+        client, tenant, model=MODEL, training_file=training_file, hyperparameters={"packing": False}
+    )
+    assert off.json()["hyperparameters"]["packing"] is False
 
 
 def test_defaults_checkpoint_regularly_and_never_stop_early(client, tenant, training_file):

@@ -73,6 +73,8 @@ def test_validation_drops_rows_and_records_the_final_dataset(client, tenant, tmp
     assert config["data_preparation"]["final_dataset_sha256"] == plan["final_dataset_sha256"]
     assert config["data_preparation"]["dropped_duplicates"] == 1
     assert config["dataset_sha256"] == hashlib.sha256(DIRTY).hexdigest()
+    # The training fast path by default, and so recorded for the recipe.
+    assert config["packing"] is True and config["max_tokens_per_batch"] is None
 
 
 def test_drop_invalid_still_refuses_a_file_with_no_valid_row(client, tenant):

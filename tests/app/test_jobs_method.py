@@ -117,6 +117,14 @@ def test_the_openai_sdk_sends_a_dpo_job_unchanged(client, headers, pairs_file) -
     assert sdk.fine_tuning.jobs.retrieve(job.id).method == job.method
 
 
+def test_dpo_refuses_packing(client, headers, pairs_file) -> None:  # type: ignore[no-untyped-def]
+    r = create(client, headers, model=MODEL, training_file=pairs_file, method=dpo(packing=True))
+    assert_error(r, 400, "method.dpo.hyperparameters.packing")
+    budget = dpo(max_tokens_per_batch=4096)
+    r = create(client, headers, model=MODEL, training_file=pairs_file, method=budget)
+    assert_error(r, 400, "method.dpo.hyperparameters.max_tokens_per_batch", "invalid_value")
+
+
 def test_dpo_auto_hyperparameters_resolve(client, headers, pairs_file) -> None:  # type: ignore[no-untyped-def]
     r = create(
         client,
@@ -131,6 +139,7 @@ def test_dpo_auto_hyperparameters_resolve(client, headers, pairs_file) -> None: 
     assert hp["beta"] == 0.1 and hp["n_epochs"] == 3 and hp["batch_size"] == 4
     assert hp["learning_rate"] == pytest.approx(1e-4)
     assert hp["lora_r"] == 16 and hp["lora_alpha"] == 32
+    assert hp["packing"] is False  # preference pairs train padded
     assert job["hyperparameters"] == hp
     assert "supervised" not in job["method"]
 

@@ -70,6 +70,8 @@ REFERENCE_ADAPTER = "reference"
 @dataclass
 class DPOConfig(TrainConfig):
     beta: float = 0.1
+    # Preference pairs train on padded batches, the plain transformers + peft way.
+    packing: bool = False
     # Start from this adapter (peft format) instead of a fresh LoRA; its LoRA shape wins over
     # lora_r / lora_alpha / lora_dropout / target_modules.
     init_adapter_path: Path | None = None
@@ -90,6 +92,11 @@ class DPOConfig(TrainConfig):
         super()._validate()
         if not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError("invalid training config: beta must be a positive number")
+        if self.packing or self.gradient_checkpointing:
+            raise ValueError(
+                "invalid training config: preference tuning (dpo) trains padded batches without "
+                "gradient checkpointing; packing and gradient_checkpointing must be off"
+            )
 
 
 @dataclass(frozen=True)

@@ -541,3 +541,75 @@ class _QLoRALinear(torch.autograd.Function):
                 grad_x.addmm_(g, weight)
             grad_x = grad_x.view(ctx.x_shape)
         return grad_x, None, None, grad_a, grad_b, None, None, None, None
+
+
+# --------------------------------------------------------------------------- recipe glue
+
+
+class PackedLoss(torch.nn.Module):
+    """The packed causal-LM loss as a module's forward: DistributedDataParallel hooks the
+    backward through its own forward, and the packed loss calls the decoder and the head
+    directly, so DDP must wrap this module rather than the model.
+
+    Returns the batch's summed token losses divided by `denominator` (the trainable tokens
+    of the whole global batch): summed over ranks, that is the global batch's mean loss."""
+
+    def __init__(self, model: torch.nn.Module, chunk_tokens: int = DEFAULT_LOSS_CHUNK_TOKENS):
+        super().__init__()
+        self.model = model
+        self.chunk_tokens = chunk_tokens
+
+    def forward(self, batch: PackedBatch, denominator: float) -> torch.Tensor:
+        loss, _ = packed_causal_lm_loss(self.model, batch, self.chunk_tokens)
+        return loss * (max(batch.trainable_tokens, 1) / denominator)
+
+
+def liger_available() -> bool:
+    try:
+        import liger_kernel.transformers  # noqa: F401
+    except Exception:  # ImportError, or Triton failing to start
+        return False
+    return True
+
+
+def apply_liger_kernels(model: torch.nn.Module) -> bool:
+    """liger-kernel's RMSNorm, RoPE and SwiGLU Triton kernels on a Llama-family model (CUDA
+    only); its cross-entropy kernels stay off (the chunked loss here does that work).
+    Returns whether they were applied: False where liger is not installed or the model is
+    not a Llama."""
+    causal_lm = _transformers_model(model)
+    if getattr(causal_lm.config, "model_type", None) != "llama" or not liger_available():
+        return False
+    from liger_kernel.transformers import apply_liger_kernel_to_llama
+
+    apply_liger_kernel_to_llama(
+        rope=True,
+        rms_norm=True,
+        swiglu=True,
+        cross_entropy=False,
+        fused_linear_cross_entropy=False,
+        model=causal_lm,
+    )
+    return True
+
+
+def enable_fast_path(
+    model: torch.nn.Module, device: torch.device, compute_dtype: torch.dtype
+) -> dict[str, Any]:
+    """Everything the packed training path uses, chosen by what `device` supports, on a peft
+    model: the packed-row attention (varlen flash attention on CUDA in a half-precision
+    compute dtype, SDPA with a block-diagonal mask otherwise), the fused NF4 + LoRA layer
+    (when the base is 4-bit) and, on CUDA where installed, liger's kernels. Returns what was
+    chosen, for the job's manifest: a run is reproduced by the same choices."""
+    flash = device.type == "cuda" and compute_dtype in (torch.bfloat16, torch.float16)
+    register_varlen_attention("flash" if flash else "sdpa_mask")
+    use_varlen_attention(model)
+    fused_layers = enable_fused_qlora(model)
+    liger = device.type == "cuda" and apply_liger_kernels(model)
+    return {
+        "attention": "flash_varlen" if flash else "sdpa_block_diagonal_mask",
+        "loss": "chunked_linear_cross_entropy",
+        "loss_chunk_tokens": DEFAULT_LOSS_CHUNK_TOKENS,
+        "fused_qlora_layers": fused_layers,
+        "liger_kernels": liger,
+    }

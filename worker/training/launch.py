@@ -202,6 +202,8 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
     }
     if method == "dpo":
         config["beta"] = hp["beta"]
+    else:  # preference tuning trains padded batches; jobs from before these use the defaults
+        config.update({key: hp[key] for key in ("packing", "max_tokens_per_batch") if key in hp})
     if job.parent_model:
         parent = session.get(Adapter, job.parent_adapter_id) if job.parent_adapter_id else None
         if parent is None:

@@ -13,6 +13,15 @@ through the `Reporter` it is given. Output layout under `output_dir`:
 
 When `resume` is on and `checkpoints/` holds a checkpoint, setup() continues from the newest
 one: same weights, optimizer, schedule, RNG and data position as the run that wrote it.
+
+With `packing` (the default), every step's examples are concatenated into one row without
+padding and trained through worker/training/fast_path.py: attention kept inside each example
+(document masking: varlen flash attention on CUDA, SDPA with a block-diagonal mask
+elsewhere), the fused NF4 + LoRA layer, the chunked linear + cross-entropy loss, and on CUDA
+liger's kernels where installed. The loss is the same mean over the same trainable tokens as
+the padded path's (`packing: false`: plain transformers + peft, padded batches), which stays
+for comparison and as a way out. `max_tokens_per_batch` turns the fixed `batch_size` into a
+token budget per step.
 """
 
 import json
@@ -38,11 +47,13 @@ from worker.training.checkpoint import (
     save_checkpoint,
 )
 from worker.training.data import (
+    IGNORE_INDEX,
     Batch,
     ChatDataset,
+    TokenizedExample,
+    collate,
     count_batches,
     epoch_order_generator,
-    iter_batches,
     load_chat_dataset,
 )
 from worker.training.distributed import (
@@ -57,6 +68,7 @@ from worker.training.distributed import (
     world_from_env,
 )
 from worker.training.errors import LossDiverged
+from worker.training.fast_path import PackedLoss, enable_fast_path, packed_causal_lm_loss
 from worker.training.lora import (
     load_base_model,
     load_tokenizer,
@@ -65,6 +77,7 @@ from worker.training.lora import (
     save_adapter,
 )
 from worker.training.manifest import build_manifest, sha256_of_file
+from worker.training.packing import pack_examples, plan_token_budget_batches
 
 ALL_LINEAR = "all-linear"
 MAX_GRAD_NORM = 1.0
@@ -109,6 +122,15 @@ class TrainConfig:
     # For tests of the failure paths only; the platform never sets it from a request.
     fault_injection: dict[str, int] | None = None
     data_preparation: dict[str, Any] | None = None  # rows dropped, final sha256 (manifest)
+    # Padding-free packed batches through the fast path (module docstring); False: padded
+    # batches the plain transformers + peft way.
+    packing: bool = True
+    # With packing: each step takes the next examples of the epoch's order up to this many
+    # tokens (batch_size is then not used for training). None: batch_size examples a step.
+    max_tokens_per_batch: int | None = None
+    # Recompute each decoder layer's activations in the backward pass instead of keeping
+    # them: far less memory for some more compute. None: on CUDA yes, on the CPU no.
+    gradient_checkpointing: bool | None = None
 
     def __post_init__(self) -> None:
         self.base_model_path = Path(self.base_model_path)
@@ -151,6 +173,11 @@ class TrainConfig:
             problems.append("learning_rate must be positive")
         if not 0 <= self.lora_dropout < 1:
             problems.append("lora_dropout must be in [0, 1)")
+        if self.max_tokens_per_batch is not None:
+            if not self.packing:
+                problems.append("max_tokens_per_batch needs packing")
+            elif self.max_tokens_per_batch < self.max_seq_length:
+                problems.append("max_tokens_per_batch must be at least max_seq_length")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 
@@ -310,6 +337,8 @@ class SFTRecipe(StepSchedule):
         self.compute_dtype = choose_compute_dtype(self.device)
         self._is_set_up = False
         self._resumed_from_step: int | None = None
+        self._fast_path: dict[str, Any] | None = None  # what enable_fast_path chose
+        self._epoch_plans: dict[int, list[list[int]]] = {}
 
     # ------------------------------------------------------------------ setup
 
@@ -345,9 +374,16 @@ class SFTRecipe(StepSchedule):
         base.name_or_path = base.config.name_or_path = cfg.base_model_id
         # Not peft.prepare_model_for_kbit_training: it upcasts every non-quantized weight to
         # float32 and turns on gradient checkpointing, both of which cost speed here and are
-        # only needed to fit large models in little memory.
+        # only needed to fit large models in little memory. Checkpointing is its own setting
+        # (`gradient_checkpointing`): on by default on CUDA, where 8B-class models train.
         model = get_peft_model(base, self._lora_config())
         sort_target_modules(model)
+        if self._gradient_checkpointing:
+            base.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+        if cfg.packing:
+            self._fast_path = enable_fast_path(model, self.device, self.compute_dtype)
         trainable, total = model.get_nb_trainable_parameters()
         self.reporter.event(
             f"Model loaded ({trainable:,} trainable params of {total:,})",
@@ -357,21 +393,31 @@ class SFTRecipe(StepSchedule):
                 "quantized_layers": quantized_layers,
                 "compute_dtype": dtype_name(self.compute_dtype),
                 "device": self.device.type,
+                "packing": cfg.packing,
+                "fast_path": self._fast_path,
+                "gradient_checkpointing": self._gradient_checkpointing,
             },
         )
         return model
+
+    @property
+    def _gradient_checkpointing(self) -> bool:
+        setting = self.config.gradient_checkpointing
+        return self.device.type == "cuda" if setting is None else setting
 
     def _setup_data_parallel(self) -> torch.nn.Module:
         """The model the training forward goes through: DDP over the LoRA weights when there
         are several ranks. The frozen base weights are left out of DDP's start-up broadcast:
         every rank loaded the same ones from disk."""
+        # The packed loss runs the decoder and head itself: DDP wraps it, not the model.
+        module: torch.nn.Module = PackedLoss(self._model) if self.config.packing else self._model
         if not self.world.is_distributed:
-            return self._model
-        frozen = [name for name, p in self._model.named_parameters() if not p.requires_grad]
-        frozen += [name for name, _ in self._model.named_buffers()]
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self._model, frozen)
+            return module
+        frozen = [name for name, p in module.named_parameters() if not p.requires_grad]
+        frozen += [name for name, _ in module.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
         device_ids = [self.world.local_rank] if self.device.type == "cuda" else None
-        return DistributedDataParallel(self._model, device_ids=device_ids, broadcast_buffers=False)
+        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
 
     def _load_base_model(self) -> tuple[PreTrainedModel, int]:
         """The base model, and how many of its linear layers are 4-bit."""
@@ -457,7 +503,7 @@ class SFTRecipe(StepSchedule):
         self._resumed_from_step = progress.step
         self.reporter.event(
             f"Resumed from checkpoint at step {progress.step} (epoch {progress.epoch}, "
-            f"{progress.batches_done} of {self._steps_per_epoch} batches done)",
+            f"{progress.batches_done} of {self._steps_in_epoch(progress.epoch)} batches done)",
             data={
                 "resumed_from_step": progress.step,
                 "epoch": progress.epoch,
@@ -465,6 +511,47 @@ class SFTRecipe(StepSchedule):
             },
         )
         return progress
+
+    def _setup_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self._trainable_parameters(),
+            lr=self.config.learning_rate,
+            weight_decay=WEIGHT_DECAY,
+            fused=self._fused_adamw or None,
+        )
+
+    @property
+    def _fused_adamw(self) -> bool:
+        """One kernel for the whole AdamW update instead of a dozen per parameter: the same
+        arithmetic, part of the fast path on CUDA."""
+        return self.config.packing and self.device.type == "cuda"
+
+    def _epoch_plan(self, epoch: int) -> list[list[int]]:
+        """The example indices of every step of `epoch` (1-based): the epoch's random order,
+        which depends on the seed and the epoch alone (so a resumed run sees the same one),
+        cut into batch_size examples, or by the token budget."""
+        plan = self._epoch_plans.get(epoch)
+        if plan is None:
+            n = len(self._train_data)
+            generator = epoch_order_generator(self.config.seed, n, epoch)
+            plan = self._plan_batches(torch.randperm(n, generator=generator).tolist())
+            self._epoch_plans[epoch] = plan
+        return plan
+
+    def _plan_batches(self, order: list[int]) -> list[list[int]]:
+        budget = self.config.max_tokens_per_batch
+        if budget is None:
+            size = self.config.batch_size
+            return [order[start : start + size] for start in range(0, len(order), size)]
+        lengths = [len(self._train_data.examples[i]) for i in order]
+        return [[order[i] for i in step] for step in plan_token_budget_batches(lengths, budget)]
+
+    def _steps_in_epoch(self, epoch: int) -> int:
+        return len(self._epoch_plan(epoch))
+
+    @property
+    def _total_steps(self) -> int:
+        return sum(self._steps_in_epoch(epoch) for epoch in range(1, self.config.n_epochs + 1))
 
     def _run_identity(self) -> dict[str, Any]:
         """What a checkpoint must share with this run to be resumed from."""
@@ -494,14 +581,8 @@ class SFTRecipe(StepSchedule):
                 self.reporter.event(f"Epoch {progress.epoch}/{cfg.n_epochs}")
             # The data order depends on the seed and epoch alone, not on how much randomness
             # model loading or dropout consumed, so a resumed epoch sees the same order.
-            batches = iter_batches(
-                self._train_data.examples,
-                cfg.batch_size,
-                self._tokenizer.pad_token_id,
-                epoch_order_generator(cfg.seed, len(self._train_data), progress.epoch),
-                skip_batches=progress.batches_done,
-            )
-            for batch in batches:
+            plan = self._epoch_plan(progress.epoch)
+            for indices in plan[progress.batches_done :]:
                 # Checked before every step, so a cancel costs at most the step in flight.
                 if self._stop_requested():
                     self.reporter.event(
@@ -513,8 +594,8 @@ class SFTRecipe(StepSchedule):
                         steps=progress.step,
                         final_loss=progress.last_metrics.get("train_loss"),
                     )
-                metrics = self._step(batch, progress)
-                end_of_epoch = progress.batches_done == self._steps_per_epoch
+                metrics = self._step([self._train_data.examples[i] for i in indices], progress)
+                end_of_epoch = progress.batches_done == len(plan)
                 if self._valid_data is not None and (
                     end_of_epoch
                     or (cfg.eval_every_steps and progress.step % cfg.eval_every_steps == 0)
@@ -531,21 +612,22 @@ class SFTRecipe(StepSchedule):
                     self._save_checkpoint(progress)
         return self._finish(progress, stop_reason)
 
-    def _step(self, batch: Batch, progress: Progress) -> dict[str, Any]:
+    def _step(self, examples: list[TokenizedExample], progress: Progress) -> dict[str, Any]:
         learning_rate = self._optimizer.param_groups[0]["lr"]
+        tokens = sum(len(example) for example in examples)  # never padding
         started = time.perf_counter()
-        loss = self._train_step(batch, progress.step + 1)
+        loss = self._train_step(examples, progress.step + 1)
         elapsed = time.perf_counter() - started
         progress.step += 1
         progress.batches_done += 1
-        progress.trained_tokens += batch.non_pad_tokens
+        progress.trained_tokens += tokens
         return {
             "step": progress.step,
             "total_steps": self._total_steps,
             "epoch": progress.epoch,
             "train_loss": loss,
             "learning_rate": learning_rate,
-            "tokens_per_second": batch.non_pad_tokens / elapsed,
+            "tokens_per_second": tokens / elapsed,
             "trained_tokens": progress.trained_tokens,
         }
 
@@ -585,8 +667,8 @@ class SFTRecipe(StepSchedule):
         )
         return EARLY_STOPPING
 
-    def _train_step(self, batch: Batch, step: int) -> float:
-        loss, loss_value = self._loss(batch)
+    def _train_step(self, examples: list[TokenizedExample], step: int) -> float:
+        loss, loss_value = self._loss(examples)
         loss_value = self._inject_fault(step, loss_value)
         ensure_finite_loss(loss_value, step)  # before backward: no update from a NaN loss
         loss.backward()
@@ -596,8 +678,30 @@ class SFTRecipe(StepSchedule):
         self._optimizer.zero_grad(set_to_none=True)
         return loss_value
 
-    def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
+    def _loss(self, examples: list[TokenizedExample]) -> tuple[torch.Tensor, float]:
         """The loss to backpropagate, and the mean loss of the whole (global) batch."""
+        if self.config.packing:
+            return self._packed_loss(examples)
+        return self._padded_loss(collate(examples, self._tokenizer.pad_token_id))
+
+    def _packed_loss(self, examples: list[TokenizedExample]) -> tuple[torch.Tensor, float]:
+        """This rank's examples packed into one row; its summed token losses over the global
+        batch's trainable-token count, so the ranks' losses add up to the global mean (the
+        padded path's loss, token for token). A rank left without examples (a last batch
+        smaller than the world) trains on one with nothing to predict: it adds zero but
+        still takes part in the gradient all-reduce."""
+        denominator = max(sum(predicted_tokens_of(example) for example in examples), 1)
+        local = examples[self.world.rank :: self.world.world_size]
+        batch = pack_examples(local or [without_targets(examples[0])]).to(self.device)
+        loss = self._forward_model(batch, denominator)
+        if not self.world.is_distributed:
+            return loss, loss.item()
+        [global_mean] = all_sum([loss.item()], self.world, self.device)
+        # DDP averages the gradients over the ranks: scaled by the world size, the gradient
+        # is the single-process one.
+        return loss * self.world.world_size, global_mean
+
+    def _padded_loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
         if not self.world.is_distributed:
             batch = batch.to(self.device)
             # With labels, the model returns the mean cross-entropy over trainable (non -100)
@@ -639,23 +743,30 @@ class SFTRecipe(StepSchedule):
         for module in dropouts:
             module.eval()
         total_loss, total_tokens = 0.0, 0
-        batches = iter_batches(
-            self._valid_data.examples, self.config.batch_size, self._tokenizer.pad_token_id
-        )
-        for index, batch in enumerate(batches):
+        examples = self._valid_data.examples
+        for index, indices in enumerate(self._plan_batches(list(range(len(examples))))):
             if index % self.world.world_size != self.world.rank:
                 continue  # another rank's share
-            batch = batch.to(self.device)
-            loss = self._model(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
-            ).loss
-            total_loss += loss.item() * batch.trainable_tokens
-            total_tokens += batch.trainable_tokens
+            loss, tokens = self._evaluation_loss([examples[i] for i in indices])
+            total_loss += loss * tokens
+            total_tokens += tokens
         for module in dropouts:
             module.train()
         # Summed over the ranks, so every rank takes the same early-stopping decision.
         total_loss, all_tokens = all_sum([total_loss, total_tokens], self.world, self.device)
         return total_loss / all_tokens
+
+    def _evaluation_loss(self, examples: list[TokenizedExample]) -> tuple[float, int]:
+        """Mean loss of `examples` and the number of tokens it is taken over."""
+        if self.config.packing:
+            packed = pack_examples(examples).to(self.device)
+            loss, _ = packed_causal_lm_loss(self._model, packed)
+            return loss.item(), packed.trainable_tokens
+        batch = collate(examples, self._tokenizer.pad_token_id).to(self.device)
+        padded_loss = self._model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+        ).loss
+        return padded_loss.item(), batch.trainable_tokens
 
     def _save_checkpoint(self, progress: Progress) -> None:
         if self.world.is_main:
@@ -737,7 +848,11 @@ class SFTRecipe(StepSchedule):
             "quantization": cfg.quantization,
             "n_gpus": self.world.world_size,
             "compute_dtype": dtype_name(self.compute_dtype),
-            "optimizer": "adamw",
+            "packing": cfg.packing,
+            "max_tokens_per_batch": cfg.max_tokens_per_batch,
+            "fast_path": self._fast_path,
+            "gradient_checkpointing": self._gradient_checkpointing,
+            "optimizer": "adamw_fused" if self._fused_adamw else "adamw",
             "weight_decay": WEIGHT_DECAY,
             "max_grad_norm": MAX_GRAD_NORM,
             "lr_schedule": "linear_warmup_cosine",
@@ -780,6 +895,22 @@ def seed_everything(seed: int) -> None:
     except ImportError:
         return
     numpy.random.seed(seed % 2**32)
+
+
+def predicted_tokens_of(example: TokenizedExample) -> int:
+    """Tokens of `example` the causal-LM loss is taken over: its labels but the first (no
+    token precedes it), less the ignored ones."""
+    return sum(label != IGNORE_INDEX for label in example.labels[1:])
+
+
+def without_targets(example: TokenizedExample) -> TokenizedExample:
+    """The same tokens with nothing to predict."""
+    return TokenizedExample(
+        input_ids=example.input_ids,
+        labels=[IGNORE_INDEX] * len(example.labels),
+        line_number=example.line_number,
+        truncated=example.truncated,
+    )
 
 
 def warmup_cosine_multiplier(step: int, *, warmup_steps: int, total_steps: int) -> float:

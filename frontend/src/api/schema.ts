@@ -1176,6 +1176,8 @@ export interface components {
              * @default 1024
              */
             max_seq_length?: number;
+            /** Max Tokens Per Batch */
+            max_tokens_per_batch?: number | null;
             /**
              * N Epochs
              * @default auto
@@ -1186,6 +1188,12 @@ export interface components {
              * @default 1
              */
             n_gpus?: number;
+            /**
+             * Packing
+             * @default false
+             * @constant
+             */
+            packing?: false;
             /**
              * Quantization
              * @default nf4
@@ -1544,6 +1552,8 @@ export interface components {
              * @default 1024
              */
             max_seq_length?: number;
+            /** Max Tokens Per Batch */
+            max_tokens_per_batch?: number | null;
             /**
              * N Epochs
              * @default auto
@@ -1554,6 +1564,11 @@ export interface components {
              * @default 1
              */
             n_gpus?: number;
+            /**
+             * Packing
+             * @default true
+             */
+            packing?: boolean;
             /**
              * Quantization
              * @default nf4

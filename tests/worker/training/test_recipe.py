@@ -291,12 +291,16 @@ def test_validation_never_puts_4bit_layers_in_eval_mode(finished: Run) -> None:
     """In eval mode and without grad, bitsandbytes' 4-bit layers on CPUs with AVX512-BF16
     repack their weights for an inference kernel that has no backward, so every step after
     the first validation would train on wrong gradients. Validation may only turn dropout off."""
-    import bitsandbytes as bnb
+    from peft.tuners.lora.bnb import Linear4bit as LoraLinear4bit
 
-    layers = [m for m in finished.recipe._model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    # Hooked on peft's LoRA layers, whose forward runs on both paths (the packed path's fused
+    # layer reads the 4-bit weight without calling the bitsandbytes layer's forward).
+    layers = [m for m in finished.recipe._model.modules() if isinstance(m, LoraLinear4bit)]
+    assert len(layers) == 30 * 7
     modes_seen: set[bool] = set()
     hooks = [
-        layer.register_forward_pre_hook(lambda m, _: modes_seen.add(m.training)) for layer in layers
+        layer.register_forward_pre_hook(lambda m, _: modes_seen.add(m.get_base_layer().training))
+        for layer in layers
     ]
     try:
         finished.recipe._validation_loss()
