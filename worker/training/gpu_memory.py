@@ -17,7 +17,8 @@ Every GPU of a data-parallel job holds the whole model, so the figure is per GPU
     overhead      1.5 GiB for the CUDA context, the allocator's fragmentation and kernels'
                   workspaces
 
-with `tokens` = batch_size x max_seq_length, the most one micro-batch can hold. The sum is
+with `tokens` = max_tokens_per_batch when the job sets a token budget, else batch_size x
+max_seq_length: the most one micro-batch can hold. The sum is
 rounded up by 15% as a margin. It is an estimate for routing, not a guarantee: measured on
 one H200 (docs/benchmarks.md), the Llama-3.1-8B shape at 8 x 2,048 tokens peaked at about
 12 GiB allocated (the baseline, padded and without
@@ -84,8 +85,12 @@ def estimate(config: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[st
         * rank
         * sum(sum(shapes[name]) for name in _targeted(hyperparameters.get("target_modules")))
     )
-    tokens = int(hyperparameters.get("batch_size", 1)) * int(
-        hyperparameters.get("max_seq_length", 2048)
+    budget = hyperparameters.get("max_tokens_per_batch")
+    tokens = (
+        int(budget)
+        if budget
+        else int(hyperparameters.get("batch_size", 1))
+        * int(hyperparameters.get("max_seq_length", 2048))
     )
     activations = tokens * hidden * BF16 * layers + tokens * (10 * hidden + 4 * intermediate) * BF16
     logits = min(tokens, LOSS_CHUNK_TOKENS) * vocab * 4 * 2

@@ -30,6 +30,11 @@ def test_the_estimate_grows_with_what_costs_memory() -> None:
     base = estimate(LLAMA_8B, HP)["per_gpu_bytes"]
     assert estimate(LLAMA_8B, HP | {"batch_size": 16})["per_gpu_bytes"] > base
     assert estimate(LLAMA_8B, HP | {"max_seq_length": 4096})["per_gpu_bytes"] > base
+    budget = estimate(LLAMA_8B, HP | {"packing": True, "max_tokens_per_batch": 4096})
+    assert (
+        budget["activations_bytes"]
+        == estimate(LLAMA_8B, HP | {"batch_size": 2})["activations_bytes"]
+    )  # a token budget bounds the micro-batch, whatever batch_size says
     assert estimate(LLAMA_8B, HP | {"lora_r": 64})["per_gpu_bytes"] > base
     unquantized = estimate(LLAMA_8B, HP | {"quantization": "none"})
     assert unquantized["weights_bytes"] > 2.5 * estimate(LLAMA_8B, HP)["weights_bytes"]
