@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(32 * 1024**3, alias="LORAPLEX_MAX_DECOMPRESSED_BYTES")
     # An upload whose body sends nothing for this long (seconds) is dropped, nothing stored.
     upload_idle_timeout: float = Field(60.0, alias="LORAPLEX_UPLOAD_IDLE_TIMEOUT")
+    # How long the serving routes may reuse a resolved API key and its tenant's rate limits
+    # (app/auth/callers.py); 0 reads them from the database on every request.
+    auth_cache_seconds: float = Field(2.0, alias="LORAPLEX_AUTH_CACHE_SECONDS")
     # Once an upload has run that long, it must average at least this many bytes a second: a
     # client that sends a byte just often enough to dodge the idle timeout is dropped too.
     upload_min_bytes_per_second: int = Field(1024, alias="LORAPLEX_UPLOAD_MIN_BYTES_PER_SECOND")

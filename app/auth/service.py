@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.auth import repository
+from app.auth import callers, repository
 from app.auth.scopes import SCOPES, allows
 from app.config import get_settings
 from app.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -51,7 +51,8 @@ def issue_key(
     return key, raw
 
 
-def authenticate(session: Session, authorization: str | None) -> tuple[Tenant, ApiKey]:
+def bearer_key(authorization: str | None) -> str:
+    """The raw key of an `Authorization: Bearer <key>` header."""
     if not authorization:
         raise AuthenticationFailed(
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
@@ -60,16 +61,24 @@ def authenticate(session: Session, authorization: str | None) -> tuple[Tenant, A
     scheme, _, raw = authorization.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise AuthenticationFailed("Authorization header must be 'Bearer YOUR_KEY'.")
-    found = repository.active_key(session, hash_key(raw.strip()))
+    return raw.strip()
+
+
+def authenticate(session: Session, authorization: str | None) -> tuple[Tenant, ApiKey]:
+    found = repository.active_key(session, hash_key(bearer_key(authorization)))
     if found is None:
         raise AuthenticationFailed("Incorrect API key provided.")
     return found
 
 
 def authorize(key: ApiKey, method: str, route: str) -> None:
-    if not allows(list(key.scopes), method, route):
+    authorize_scopes(key.prefix, key.scopes, method, route)
+
+
+def authorize_scopes(prefix: str, scopes: Sequence[str], method: str, route: str) -> None:
+    if not allows(list(scopes), method, route):
         raise PermissionDenied(
-            f"This API key ({key.prefix}…, scopes {key.scopes}) may not call {method} {route}; "
+            f"This API key ({prefix}…, scopes {list(scopes)}) may not call {method} {route}; "
             "use a key with the 'all' scope.",
         )
 
@@ -113,6 +122,7 @@ def revoke_key(session: Session, tenant: Tenant, actor: ApiKey, key_id: str) -> 
             code="last_admin_key",
         )
     key.revoked_at = now()
+    callers.forget_after_commit(session)  # this process stops honouring it at once
     audit.record(
         session,
         tenant_id=tenant.id,

@@ -81,24 +81,45 @@ def _checkpoint_target(
     )
 
 
-def resolve(session: Session, tenant: Tenant, body: dict[str, Any]) -> ServingTarget:
+def requested_model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string.", param="model")
-    limits = ratelimits.limits_for(session, tenant.id)
-    if get_base_model(model) is not None:
-        return ServingTarget(tenant.id, model, model, "base", model, limits)
-    adapter = adapters_repo.get_by_name(session, tenant.id, model)
+    return model
+
+
+def base_target(tenant_id: str, limits: Limits, body: dict[str, Any]) -> ServingTarget | None:
+    """The target when `model` names a base model: no database read needed."""
+    model = requested_model(body)
+    if get_base_model(model) is None:
+        return None
+    return ServingTarget(tenant_id, model, model, "base", model, limits)
+
+
+def resolve(session: Session, tenant: Tenant, body: dict[str, Any]) -> ServingTarget:
+    return resolve_for(session, tenant.id, ratelimits.limits_for(session, tenant.id), body)
+
+
+def resolve_for(
+    session: Session, tenant_id: str, limits: Limits, body: dict[str, Any]
+) -> ServingTarget:
+    """What `model` names for this tenant: a base model, an adapter, a checkpoint or an alias
+    (read afresh on every request: repointing an alias takes effect at once)."""
+    found_base = base_target(tenant_id, limits, body)
+    if found_base is not None:
+        return found_base
+    model = requested_model(body)
+    adapter = adapters_repo.get_by_name(session, tenant_id, model)
     if adapter is not None:
         return _adapter_target(adapter, model, "adapter", limits, None)
-    found = jobs.servable_checkpoint(session, tenant.id, model)
+    found = jobs.servable_checkpoint(session, tenant_id, model)
     if found is not None:
         return _checkpoint_target(*found, public_name=model, limits=limits)
-    alias = aliases.lookup(session, tenant.id, model)
+    alias = aliases.lookup(session, tenant_id, model)
     if alias is None:
         raise _not_found(model)
     if alias.adapter_id is not None:
-        target = adapters_repo.get(session, tenant.id, alias.adapter_id)
+        target = adapters_repo.get(session, tenant_id, alias.adapter_id)
         if target is None:
             raise _not_found(model)
         return _adapter_target(target, model, "alias", limits, alias.system_prompt)
@@ -106,7 +127,7 @@ def resolve(session: Session, tenant: Tenant, body: dict[str, Any]) -> ServingTa
     if get_base_model(alias.base_model) is None:
         raise _not_found(model)
     return ServingTarget(
-        tenant_id=tenant.id,
+        tenant_id=tenant_id,
         public_name=model,
         served_name=alias.base_model,
         kind="alias",
@@ -326,7 +347,8 @@ class Gateway:
     ) -> None:
         tokens = self._record(route, target, completion_id, usage, started, "ok")
         if tokens:
-            await self.limiter.debit(target.tenant_id, tokens, target.limits)
+            # After the answer, not before it: the client does not wait for the bucket.
+            self._spawn(self.limiter.debit(target.tenant_id, tokens, target.limits))
 
     def _record(
         self,

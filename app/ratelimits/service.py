@@ -5,6 +5,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from app.auth import callers
 from app.config import get_settings
 from app.errors import LoraplexError
 from app.kit.ids import now
@@ -75,6 +76,7 @@ def set_limits(
     row.tokens_per_minute = tokens_per_minute
     row.updated_at = now()
     session.flush()
+    callers.forget_after_commit(session)  # the serving routes cache limits for a moment
     return limits_for(session, tenant_id)
 
 

@@ -90,3 +90,36 @@ def test_unknown_scopes_and_foreign_keys(client, tenant, other_tenant):
     r = client.delete(f"/v1/api_keys/{mine}", headers=other_tenant)
     assert r.status_code == 404 and r.json()["error"]["code"] == "api_key_not_found"
     assert client.get("/v1/me", headers=tenant).status_code == 200
+
+
+def test_the_serving_routes_stop_honouring_a_revoked_key_at_once(client, tenant):
+    """The completion routes remember a resolved key for a moment (app/auth/callers.py);
+    revoking it clears that memory when the revocation commits."""
+    new = client.post("/v1/api_keys", headers=tenant, json={"name": "serving"}).json()
+    old_id = client.get("/v1/api_keys", headers=bearer(new["key"])).json()["data"][-1]["id"]
+    body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
+    seen = client.post("/v1/chat/completions", headers=tenant, json=body)
+    assert seen.status_code == 404  # authenticated (and remembered); the model is unknown
+    assert client.delete(f"/v1/api_keys/{old_id}", headers=bearer(new["key"])).status_code == 200
+    gone = client.post("/v1/chat/completions", headers=tenant, json=body)
+    assert gone.status_code == 401 and gone.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_the_serving_routes_see_changed_rate_limits_at_once(client, make_tenant):
+    """Limits are remembered with the key; changing them clears that memory on commit."""
+    from app.db import session_scope
+    from app.ratelimits import service as ratelimits
+
+    tenant_id, key = make_tenant("limits")
+    body = {"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "hi"}]}
+    # No inference server behind this app: admitted, then 503. The caller is now remembered
+    # with the default limits (hundreds of requests a minute).
+    first = client.post("/v1/chat/completions", headers=bearer(key), json=body)
+    assert first.status_code == 503, first.text
+    with session_scope() as session:
+        ratelimits.set_limits(session, tenant_id, 1, None)
+    codes = [
+        client.post("/v1/chat/completions", headers=bearer(key), json=body).status_code
+        for _ in range(2)
+    ]
+    assert codes[-1] == 429, codes  # a stale default would have let both through
