@@ -12,6 +12,9 @@ A checkpoint is one directory, `<root>/step-<N>/`:
 It is written under a hidden temporary name, every file and the directory are fsynced, and
 only then is it renamed into place: a directory named `step-<N>` is always complete, whatever
 killed the process while it was writing. Only the newest `keep_last` are kept.
+
+The adapter saved and loaded is the model's trained one, peft's "default": a model may hold
+others (DPO's frozen reference copy) that are rebuilt at setup, never checkpointed.
 """
 
 import json
@@ -77,6 +80,7 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     progress: dict[str, Any],
     keep_last: int,
+    adapter_name: str = "default",
 ) -> Checkpoint:
     """Write the checkpoint of optimizer step `step` atomically, then drop all but the newest
     `keep_last`. Call it between steps: the RNG states are captured as they are now."""
@@ -86,8 +90,11 @@ def save_checkpoint(
     target = checkpoint_path(root, step)
     partial = root / f".step-{step}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    # save_embedding_layers=False: the adapter must hold LoRA weights only (vLLM).
-    model.save_pretrained(str(partial), save_embedding_layers=False)
+    # save_embedding_layers=False: the adapter must hold LoRA weights only (vLLM); only the
+    # trained adapter, so that the directory is one servable adapter.
+    model.save_pretrained(
+        str(partial), save_embedding_layers=False, selected_adapters=[adapter_name]
+    )
     state_dir = partial / STATE_DIRNAME
     state_dir.mkdir()
     torch.save(optimizer.state_dict(), state_dir / "optimizer.pt")
@@ -108,11 +115,12 @@ def load_checkpoint(
     model: PeftModel,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    adapter_name: str = "default",
 ) -> dict[str, Any]:
     """Put the adapter weights, optimizer, scheduler and RNG states of `checkpoint` back into
     place; returns the recipe's progress record."""
     weights = load_file(checkpoint.path / ADAPTER_WEIGHTS_FILENAME)
-    unexpected: list[str] = set_peft_model_state_dict(model, weights).unexpected_keys  # type: ignore[attr-defined]
+    unexpected: list[str] = set_peft_model_state_dict(model, weights, adapter_name).unexpected_keys  # type: ignore[attr-defined]
     if unexpected:
         raise RuntimeError(f"checkpoint {checkpoint.path} does not fit the model: {unexpected[:3]}")
     state_dir = checkpoint.path / STATE_DIRNAME

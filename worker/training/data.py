@@ -11,7 +11,6 @@ as context but not trained.
 
 import io
 import json
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,10 +232,6 @@ def _render(
 
 def _starts_inside(position: int, spans: Sequence[CharSpan]) -> bool:
     return any(start <= position < end for start, end in spans)
-
-
-def count_batches(n_examples: int, batch_size: int) -> int:
-    return math.ceil(n_examples / batch_size)
 
 
 def epoch_order_generator(seed: int, n_examples: int, epoch: int) -> torch.Generator:

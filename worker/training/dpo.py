@@ -17,7 +17,11 @@ the same model as it was before training:
   re-quantizes them (the reference would drift from what was served), and the policy must stay
   base + adapter anyway so that vLLM can serve the result on the shared base model.
 
-Output layout is the SFT recipe's: `adapter/` (with manifest.json) and `checkpoints/step-N/`.
+Output layout, checkpoints and resume are the SFT recipe's (`StepSchedule`): `adapter/` (with
+manifest.json) and `checkpoints/step-N/` every `checkpoint_every_steps` steps and at the end of
+each epoch, each the policy adapter plus its optimizer, schedule, RNG and data position
+(worker/training/checkpoint.py). A run that finds one resumes from the newest; the reference is
+not in it: setup rebuilds it as before (the base model, or the initial adapter loaded again).
 """
 
 import math
@@ -34,6 +38,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from worker.training.data import IGNORE_INDEX
+from worker.training.distributed import World
 from worker.training.lora import (
     load_base_model,
     load_tokenizer,
@@ -47,15 +52,16 @@ from worker.training.preference_data import (
     PreferenceDataset,
     iter_pair_batches,
     load_preference_dataset,
+    pair_batch,
 )
 from worker.training.recipe import (
     MAX_GRAD_NORM,
     WEIGHT_DECAY,
+    Progress,
     Reporter,
     StepSchedule,
     TrainConfig,
     TrainResult,
-    choose_compute_dtype,
     dtype_name,
     ensure_finite_loss,
     refuse_embedding_targets,
@@ -144,12 +150,12 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class DPORecipe(StepSchedule):
+    """One process on one device (rank 0 of 1)."""
+
+    config: DPOConfig
+
     def __init__(self, config: DPOConfig, reporter: Reporter):
-        self.config = config
-        self.reporter = reporter
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.compute_dtype = choose_compute_dtype(self.device)
-        self._is_set_up = False
+        super().__init__(config, reporter, World())
 
     # ------------------------------------------------------------------ setup
 
@@ -166,6 +172,8 @@ class DPORecipe(StepSchedule):
         )
         self._optimizer = self._setup_optimizer()
         self._lr_scheduler = self._setup_lr_scheduler()
+        # After the model, optimizer and schedule exist: a checkpoint puts their state back.
+        self._progress = self._setup_progress()
         self._is_set_up = True
 
     def _setup_tokenizer(self) -> PreTrainedTokenizerBase:
@@ -260,48 +268,49 @@ class DPORecipe(StepSchedule):
         if not self._is_set_up:
             raise RuntimeError("call setup() before train()")
         cfg = self.config
-        # Its own generator: the pair order depends on the seed alone.
-        data_order = torch.Generator().manual_seed(cfg.seed)
-        step, trained_tokens = 0, 0
-        history: list[dict[str, Any]] = []
+        progress = self._progress
         self._model.train()
-        for epoch in range(1, cfg.n_epochs + 1):
-            self.reporter.event(f"Epoch {epoch}/{cfg.n_epochs}")
-            batches = iter_pair_batches(
-                self._train_data.pairs, cfg.batch_size, self._tokenizer.pad_token_id, data_order
-            )
-            for batch_in_epoch, batch in enumerate(batches, start=1):
-                # Checked before every step, so a cancel costs at most the step in flight.
-                if self.reporter.should_stop():
-                    self.reporter.event(f"Training stopped on request before step {step + 1}")
-                    return TrainResult(
-                        status="cancelled",
-                        trained_tokens=trained_tokens,
-                        steps=step,
-                        final_loss=history[-1]["train_loss"] if history else None,
-                    )
-                learning_rate = self._optimizer.param_groups[0]["lr"]
-                started = time.perf_counter()
-                step_metrics = self._train_step(batch, step + 1)
-                elapsed = time.perf_counter() - started
-                step += 1
-                tokens = batch.sequences.non_pad_tokens
-                trained_tokens += tokens
-                metrics = {
-                    "step": step,
-                    "total_steps": self._total_steps,
-                    "epoch": epoch,
-                    **step_metrics,
-                    "learning_rate": learning_rate,
-                    "tokens_per_second": tokens / elapsed,
-                    "trained_tokens": trained_tokens,
-                }
-                if batch_in_epoch == self._steps_per_epoch and self._valid_data is not None:
+        while progress.epoch <= cfg.n_epochs:
+            if progress.batches_done == 0:
+                self.reporter.event(f"Epoch {progress.epoch}/{cfg.n_epochs}")
+            # The pair order depends on the seed and epoch alone, so a resumed epoch sees the
+            # same one and goes on after the batches it had done.
+            plan = self._epoch_plan(progress.epoch)
+            for indices in plan[progress.batches_done :]:
+                if self._stop_requested():
+                    return self._cancelled(progress)
+                metrics = self._step(indices, progress)
+                end_of_epoch = progress.batches_done == len(plan)
+                if end_of_epoch and self._valid_data is not None:
                     metrics.update(self._validation_metrics())
                 self.reporter.metrics(metrics)
-                history.append(metrics)
-            self._save_checkpoint(step, history[-1])
-        return self._finish(trained_tokens, step, history)
+                progress.last_metrics = metrics
+                if end_of_epoch:
+                    progress.epoch, progress.batches_done = progress.epoch + 1, 0
+                if end_of_epoch or progress.step % cfg.checkpoint_every_steps == 0:
+                    self._save_checkpoint(progress)
+        return self._finish(progress)
+
+    def _step(self, indices: list[int], progress: Progress) -> dict[str, Any]:
+        pairs = self._train_data.pairs
+        batch = pair_batch([pairs[i] for i in indices], self._tokenizer.pad_token_id)
+        learning_rate = self._optimizer.param_groups[0]["lr"]
+        started = time.perf_counter()
+        step_metrics = self._train_step(batch, progress.step + 1)
+        elapsed = time.perf_counter() - started
+        tokens = batch.sequences.non_pad_tokens
+        progress.step += 1
+        progress.batches_done += 1
+        progress.trained_tokens += tokens
+        return {
+            "step": progress.step,
+            "total_steps": self._total_steps,
+            "epoch": progress.epoch,
+            **step_metrics,
+            "learning_rate": learning_rate,
+            "tokens_per_second": tokens / elapsed,
+            "trained_tokens": progress.trained_tokens,
+        }
 
     def _train_step(self, batch: PairBatch, step: int) -> dict[str, float]:
         batch = batch.to(self.device)
@@ -363,28 +372,26 @@ class DPORecipe(StepSchedule):
         )
         return {"valid_loss": pooled.loss.item(), **pooled.metrics(prefix="valid_")}
 
-    def _save_checkpoint(self, step: int, metrics: dict[str, Any]) -> None:
-        path = self.config.checkpoint_dir(step)
-        save_adapter(self._model, path, adapter_name=POLICY_ADAPTER)
-        self.reporter.checkpoint(step, metrics, str(path))
-
-    def _finish(
-        self, trained_tokens: int, steps: int, history: list[dict[str, Any]]
-    ) -> TrainResult:
-        final_loss = history[-1]["train_loss"]
-        manifest = self._manifest(trained_tokens, final_loss)
+    def _finish(self, progress: Progress) -> TrainResult:
+        final_loss = progress.last_metrics["train_loss"]
+        manifest = self._manifest(progress.trained_tokens, final_loss)
         save_adapter(self._model, self.config.adapter_dir, manifest, adapter_name=POLICY_ADAPTER)
         self.reporter.event(
             "Training complete",
-            data={"steps": steps, "trained_tokens": trained_tokens, "final_loss": final_loss},
+            data={
+                "steps": progress.step,
+                "trained_tokens": progress.trained_tokens,
+                "final_loss": final_loss,
+            },
         )
         return TrainResult(
             status="succeeded",
-            trained_tokens=trained_tokens,
-            steps=steps,
+            trained_tokens=progress.trained_tokens,
+            steps=progress.step,
             adapter_dir=self.config.adapter_dir,
             manifest=manifest,
             final_loss=final_loss,
+            resumed_from_step=self._resumed_from_step,
         )
 
     def _manifest(self, trained_tokens: int, final_loss: float) -> dict[str, Any]:
@@ -430,6 +437,7 @@ class DPORecipe(StepSchedule):
             "lr_schedule": "linear_warmup_cosine",
             "warmup_steps": self._warmup_steps,
             "total_steps": self._total_steps,
+            "checkpoint_every_steps": cfg.checkpoint_every_steps,
         }
 
 

@@ -152,18 +152,14 @@ def tokenize_pair(
 
 
 def iter_pair_batches(
-    pairs: Sequence[PreferencePair],
-    batch_size: int,
-    pad_token_id: int,
-    generator: torch.Generator | None = None,
+    pairs: Sequence[PreferencePair], batch_size: int, pad_token_id: int
 ) -> Iterator[PairBatch]:
-    """`batch_size` pairs a batch, in a random order drawn from `generator` (file order without
-    one). The last batch may be smaller."""
-    if generator is None:
-        order = list(range(len(pairs)))
-    else:
-        order = torch.randperm(len(pairs), generator=generator).tolist()
-    for start in range(0, len(order), batch_size):
-        chunk = [pairs[i] for i in order[start : start + batch_size]]
-        sequences = [pair.chosen for pair in chunk] + [pair.rejected for pair in chunk]
-        yield PairBatch(collate(sequences, pad_token_id), len(chunk))
+    """`batch_size` pairs a batch, in file order. The last batch may be smaller."""
+    for start in range(0, len(pairs), batch_size):
+        yield pair_batch(pairs[start : start + batch_size], pad_token_id)
+
+
+def pair_batch(pairs: Sequence[PreferencePair], pad_token_id: int) -> PairBatch:
+    """The chosen sides of `pairs`, then their rejected sides, padded into one batch."""
+    sequences = [pair.chosen for pair in pairs] + [pair.rejected for pair in pairs]
+    return PairBatch(collate(sequences, pad_token_id), len(pairs))

@@ -52,7 +52,6 @@ from worker.training.data import (
     ChatDataset,
     TokenizedExample,
     collate,
-    count_batches,
     epoch_order_generator,
     load_chat_dataset,
 )
@@ -287,26 +286,60 @@ class Progress:
 
 
 class StepSchedule:
-    """Steps, the optimizer and the warmup + cosine schedule, shared by the recipes: each has
-    a `config` (batch_size, n_epochs, learning_rate), its `_train_data` (a sized dataset), its
-    `_model` and, once set up, its `_optimizer`."""
+    """What the recipes share around their own forward and loss: the steps of each epoch in
+    the data order, the optimizer and the warmup + cosine schedule, cancellation, and the
+    resumable checkpoints (worker/training/checkpoint.py) with the `Progress` they resume
+    from. Each recipe has a `config` (a TrainConfig), its `_train_data` (a sized dataset), its
+    `_model` (a peft model whose trained adapter is "default") and, once set up, its
+    `_optimizer` and `_lr_scheduler`."""
 
     config: Any
     _train_data: Any
     _model: Any
     _optimizer: torch.optim.Optimizer
+    _lr_scheduler: torch.optim.lr_scheduler.LRScheduler
 
-    @property
-    def _steps_per_epoch(self) -> int:
-        return count_batches(len(self._train_data), self.config.batch_size)
+    def __init__(self, config: Any, reporter: Reporter, world: World):
+        self.config = config
+        self.world = world
+        self.reporter: Reporter = reporter if world.is_main else SilentReporter()
+        self.device = world.device()
+        self.compute_dtype = choose_compute_dtype(self.device)
+        self._is_set_up = False
+        self._resumed_from_step: int | None = None
+        self._epoch_plans: dict[int, list[list[int]]] = {}
+
+    # ------------------------------------------------------------------ steps
+
+    def _epoch_plan(self, epoch: int) -> list[list[int]]:
+        """The example indices of every step of `epoch` (1-based): the epoch's random order,
+        which depends on the seed and the epoch alone (so a resumed run sees the same one),
+        cut into steps by `_plan_batches`."""
+        plan = self._epoch_plans.get(epoch)
+        if plan is None:
+            n = len(self._train_data)
+            generator = epoch_order_generator(self.config.seed, n, epoch)
+            plan = self._plan_batches(torch.randperm(n, generator=generator).tolist())
+            self._epoch_plans[epoch] = plan
+        return plan
+
+    def _plan_batches(self, order: list[int]) -> list[list[int]]:
+        """`order` cut into batch_size examples a step; the last step may hold fewer."""
+        size = self.config.batch_size
+        return [order[start : start + size] for start in range(0, len(order), size)]
+
+    def _steps_in_epoch(self, epoch: int) -> int:
+        return len(self._epoch_plan(epoch))
 
     @property
     def _total_steps(self) -> int:
-        return self._steps_per_epoch * self.config.n_epochs
+        return sum(self._steps_in_epoch(epoch) for epoch in range(1, self.config.n_epochs + 1))
 
     @property
     def _warmup_steps(self) -> int:
         return max(1, round(WARMUP_FRACTION * self._total_steps))
+
+    # ------------------------------------------------------------------ optimizer
 
     def _trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self._model.parameters() if p.requires_grad]
@@ -324,21 +357,100 @@ class StepSchedule:
         )
         return torch.optim.lr_scheduler.LambdaLR(self._optimizer, schedule)
 
+    # ------------------------------------------------------------------ stop and resume
+
+    def _stop_requested(self) -> bool:
+        # Rank 0 asks; every rank must take the same decision or the others would hang.
+        return any_rank(self.reporter.should_stop(), self.world, self.device)
+
+    def _cancelled(self, progress: Progress) -> TrainResult:
+        """A run stopped on request writes no adapter."""
+        self.reporter.event(f"Training stopped on request before step {progress.step + 1}")
+        return TrainResult(
+            status="cancelled",
+            trained_tokens=progress.trained_tokens,
+            steps=progress.step,
+            final_loss=progress.last_metrics.get("train_loss"),
+        )
+
+    def _setup_progress(self) -> Progress:
+        """A fresh start, or the position of the newest checkpoint with everything it needs
+        (weights, optimizer, schedule, RNG) put back."""
+        progress = self._resume_progress()
+        barrier(self.world)  # no rank starts before rank 0 is done cleaning up checkpoints/
+        return progress
+
+    def _resume_progress(self) -> Progress:
+        root = self.config.checkpoints_root
+        if self.world.is_main:
+            remove_partial_checkpoints(root)
+        checkpoint = latest_checkpoint(root) if self.config.resume else None
+        if checkpoint is None:
+            return Progress()
+        saved = checkpoint.progress
+        if {key: saved.get(key) for key in self._run_identity()} != self._run_identity():
+            self.reporter.event(
+                f"Checkpoint at step {checkpoint.step} was written by a different configuration "
+                "(seed, data or batch size); training starts over.",
+                level="warn",
+            )
+            if self.world.is_main:
+                shutil.rmtree(root)
+            return Progress()
+        load_checkpoint(
+            checkpoint,
+            model=self._model,
+            optimizer=self._optimizer,
+            scheduler=self._lr_scheduler,
+        )
+        progress = Progress(**{f.name: saved[f.name] for f in fields(Progress)})
+        self._resumed_from_step = progress.step
+        self.reporter.event(
+            f"Resumed from checkpoint at step {progress.step} (epoch {progress.epoch}, "
+            f"{progress.batches_done} of {self._steps_in_epoch(progress.epoch)} batches done)",
+            data={
+                "resumed_from_step": progress.step,
+                "epoch": progress.epoch,
+                "batches_done_in_epoch": progress.batches_done,
+            },
+        )
+        return progress
+
+    def _run_identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with this run to be resumed from."""
+        return {
+            "data_seed": self.config.seed,
+            "dataset_sha256": self.config.dataset_sha256,
+            "total_steps": self._total_steps,
+        }
+
+    def _save_checkpoint(self, progress: Progress) -> None:
+        if self.world.is_main:
+            self._write_checkpoint(progress)
+        barrier(self.world)  # every rank resumes from the same checkpoint
+
+    def _write_checkpoint(self, progress: Progress) -> None:
+        checkpoint = save_checkpoint(
+            self.config.checkpoints_root,
+            progress.step,
+            model=self._model,
+            optimizer=self._optimizer,
+            scheduler=self._lr_scheduler,
+            progress={**asdict(progress), **self._run_identity()},
+            keep_last=self.config.keep_checkpoints,
+        )
+        self.reporter.checkpoint(progress.step, progress.last_metrics, str(checkpoint.path))
+
 
 class SFTRecipe(StepSchedule):
     """Under torchrun (world size > 1) every rank runs this recipe on its own device and its
     share of each global batch; rank 0 alone reports and writes checkpoints and the adapter."""
 
+    config: TrainConfig
+
     def __init__(self, config: TrainConfig, reporter: Reporter, world: World | None = None):
-        self.config = config
-        self.world = world or world_from_env()
-        self.reporter: Reporter = reporter if self.world.is_main else SilentReporter()
-        self.device = self.world.device()
-        self.compute_dtype = choose_compute_dtype(self.device)
-        self._is_set_up = False
-        self._resumed_from_step: int | None = None
+        super().__init__(config, reporter, world or world_from_env())
         self._fast_path: dict[str, Any] | None = None  # what enable_fast_path chose
-        self._epoch_plans: dict[int, list[list[int]]] = {}
 
     # ------------------------------------------------------------------ setup
 
@@ -469,49 +581,6 @@ class SFTRecipe(StepSchedule):
                 level="warn",
             )
 
-    def _setup_progress(self) -> Progress:
-        """A fresh start, or the position of the newest checkpoint with everything it needs
-        (weights, optimizer, schedule, RNG) put back."""
-        progress = self._resume_progress()
-        barrier(self.world)  # no rank starts before rank 0 is done cleaning up checkpoints/
-        return progress
-
-    def _resume_progress(self) -> Progress:
-        root = self.config.checkpoints_root
-        if self.world.is_main:
-            remove_partial_checkpoints(root)
-        checkpoint = latest_checkpoint(root) if self.config.resume else None
-        if checkpoint is None:
-            return Progress()
-        saved = checkpoint.progress
-        if {key: saved.get(key) for key in self._run_identity()} != self._run_identity():
-            self.reporter.event(
-                f"Checkpoint at step {checkpoint.step} was written by a different configuration "
-                "(seed, data or batch size); training starts over.",
-                level="warn",
-            )
-            if self.world.is_main:
-                shutil.rmtree(root)
-            return Progress()
-        load_checkpoint(
-            checkpoint,
-            model=self._model,
-            optimizer=self._optimizer,
-            scheduler=self._lr_scheduler,
-        )
-        progress = Progress(**{f.name: saved[f.name] for f in fields(Progress)})
-        self._resumed_from_step = progress.step
-        self.reporter.event(
-            f"Resumed from checkpoint at step {progress.step} (epoch {progress.epoch}, "
-            f"{progress.batches_done} of {self._steps_in_epoch(progress.epoch)} batches done)",
-            data={
-                "resumed_from_step": progress.step,
-                "epoch": progress.epoch,
-                "batches_done_in_epoch": progress.batches_done,
-            },
-        )
-        return progress
-
     def _setup_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
             self._trainable_parameters(),
@@ -526,40 +595,13 @@ class SFTRecipe(StepSchedule):
         arithmetic, part of the fast path on CUDA."""
         return self.config.packing and self.device.type == "cuda"
 
-    def _epoch_plan(self, epoch: int) -> list[list[int]]:
-        """The example indices of every step of `epoch` (1-based): the epoch's random order,
-        which depends on the seed and the epoch alone (so a resumed run sees the same one),
-        cut into batch_size examples, or by the token budget."""
-        plan = self._epoch_plans.get(epoch)
-        if plan is None:
-            n = len(self._train_data)
-            generator = epoch_order_generator(self.config.seed, n, epoch)
-            plan = self._plan_batches(torch.randperm(n, generator=generator).tolist())
-            self._epoch_plans[epoch] = plan
-        return plan
-
     def _plan_batches(self, order: list[int]) -> list[list[int]]:
+        """batch_size examples a step, or as many as fit the token budget."""
         budget = self.config.max_tokens_per_batch
         if budget is None:
-            size = self.config.batch_size
-            return [order[start : start + size] for start in range(0, len(order), size)]
+            return super()._plan_batches(order)
         lengths = [len(self._train_data.examples[i]) for i in order]
         return [[order[i] for i in step] for step in plan_token_budget_batches(lengths, budget)]
-
-    def _steps_in_epoch(self, epoch: int) -> int:
-        return len(self._epoch_plan(epoch))
-
-    @property
-    def _total_steps(self) -> int:
-        return sum(self._steps_in_epoch(epoch) for epoch in range(1, self.config.n_epochs + 1))
-
-    def _run_identity(self) -> dict[str, Any]:
-        """What a checkpoint must share with this run to be resumed from."""
-        return {
-            "data_seed": self.config.seed,
-            "dataset_sha256": self.config.dataset_sha256,
-            "total_steps": self._total_steps,
-        }
 
     # ------------------------------------------------------------------ training
 
@@ -585,15 +627,7 @@ class SFTRecipe(StepSchedule):
             for indices in plan[progress.batches_done :]:
                 # Checked before every step, so a cancel costs at most the step in flight.
                 if self._stop_requested():
-                    self.reporter.event(
-                        f"Training stopped on request before step {progress.step + 1}"
-                    )
-                    return TrainResult(
-                        status="cancelled",
-                        trained_tokens=progress.trained_tokens,
-                        steps=progress.step,
-                        final_loss=progress.last_metrics.get("train_loss"),
-                    )
+                    return self._cancelled(progress)
                 metrics = self._step([self._train_data.examples[i] for i in indices], progress)
                 end_of_epoch = progress.batches_done == len(plan)
                 if self._valid_data is not None and (
@@ -630,10 +664,6 @@ class SFTRecipe(StepSchedule):
             "tokens_per_second": tokens / elapsed,
             "trained_tokens": progress.trained_tokens,
         }
-
-    def _stop_requested(self) -> bool:
-        # Rank 0 asks; every rank must take the same decision or the others would hang.
-        return any_rank(self.reporter.should_stop(), self.world, self.device)
 
     def _record_validation(self, progress: Progress, metrics: dict[str, Any]) -> str | None:
         """Track the best validation loss; the stop reason once patience has run out."""
@@ -767,23 +797,6 @@ class SFTRecipe(StepSchedule):
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
         ).loss
         return padded_loss.item(), batch.trainable_tokens
-
-    def _save_checkpoint(self, progress: Progress) -> None:
-        if self.world.is_main:
-            self._write_checkpoint(progress)
-        barrier(self.world)  # every rank resumes from the same checkpoint
-
-    def _write_checkpoint(self, progress: Progress) -> None:
-        checkpoint = save_checkpoint(
-            self.config.checkpoints_root,
-            progress.step,
-            model=self._model,
-            optimizer=self._optimizer,
-            scheduler=self._lr_scheduler,
-            progress={**asdict(progress), **self._run_identity()},
-            keep_last=self.config.keep_checkpoints,
-        )
-        self.reporter.checkpoint(progress.step, progress.last_metrics, str(checkpoint.path))
 
     def _finish(self, progress: Progress, stop_reason: str | None) -> TrainResult:
         final_loss = progress.last_metrics["train_loss"]
