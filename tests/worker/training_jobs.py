@@ -47,6 +47,24 @@ def shout_rows() -> bytes:
     return "".join(json.dumps(row) + "\n" for row in rows).encode()
 
 
+def shout_preference_rows() -> bytes:
+    """Preference rows (OpenAI's shape) that prefer the shouted word over a quiet one."""
+    rows = [
+        {
+            "input": {
+                "messages": [
+                    {"role": "system", "content": "Shout."},
+                    {"role": "user", "content": f"Shout the word: {word}"},
+                ]
+            },
+            "preferred_output": [{"role": "assistant", "content": f"{word.upper()}!"}],
+            "non_preferred_output": [{"role": "assistant", "content": f"{word}."}],
+        }
+        for word in WORDS
+    ]
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
 def hyperparameters(**overrides: Any) -> dict[str, Any]:
     return {
         "n_epochs": 1,
@@ -72,11 +90,17 @@ def queued_job(
     status: str = "queued",
     test_overrides: dict[str, Any] | None = None,
     send: bool = True,
+    method: str = "supervised",
     **hp: Any,
 ) -> str:
     """A job past file validation, its training file in storage; the train task is sent
-    after commit unless `send` is false."""
-    body = shout_rows()
+    after commit unless `send` is false. `method="dpo"`: a preference tuning job (preference
+    rows, beta 0.1, padded batches) on the base model."""
+    if method == "dpo":
+        dpo_defaults = {"beta": 0.1, "packing": False}
+        body, resolved = shout_preference_rows(), hyperparameters(**(dpo_defaults | hp))
+    else:
+        body, resolved = shout_rows(), hyperparameters(**hp)
     file_id, job_id = new_id("file"), new_id("ftjob")
     key = f"files/{tenant_id}/{file_id}"
     path = get_storage().path(key)
@@ -101,7 +125,7 @@ def queued_job(
             model=MODEL,
             training_file=file_id,
             seed=1234,
-            method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters(**hp)}},
+            method={"type": method, method: {"hyperparameters": resolved}},
             status=status,
         )
         session.add(job)
