@@ -29,6 +29,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -323,8 +324,11 @@ class StepSchedule:
             self._epoch_plans[epoch] = plan
         return plan
 
-    def _plan_batches(self, order: list[int]) -> list[list[int]]:
-        """`order` cut into batch_size examples a step; the last step may hold fewer."""
+    def _plan_batches(
+        self, order: list[int], examples: Sequence[Any] | None = None
+    ) -> list[list[int]]:
+        """`order` (indices into `examples`, the training examples by default) cut into
+        batch_size examples a step; the last step may hold fewer."""
         size = self.config.batch_size
         return [order[start : start + size] for start in range(0, len(order), size)]
 
@@ -595,12 +599,15 @@ class SFTRecipe(StepSchedule):
         arithmetic, part of the fast path on CUDA."""
         return self.config.packing and self.device.type == "cuda"
 
-    def _plan_batches(self, order: list[int]) -> list[list[int]]:
+    def _plan_batches(
+        self, order: list[int], examples: Sequence[Any] | None = None
+    ) -> list[list[int]]:
         """batch_size examples a step, or as many as fit the token budget."""
         budget = self.config.max_tokens_per_batch
         if budget is None:
-            return super()._plan_batches(order)
-        lengths = [len(self._train_data.examples[i]) for i in order]
+            return super()._plan_batches(order, examples)
+        examples = self._train_data.examples if examples is None else examples
+        lengths = [len(examples[i]) for i in order]
         return [[order[i] for i in step] for step in plan_token_budget_batches(lengths, budget)]
 
     # ------------------------------------------------------------------ training
@@ -774,7 +781,7 @@ class SFTRecipe(StepSchedule):
             module.eval()
         total_loss, total_tokens = 0.0, 0
         examples = self._valid_data.examples
-        for index, indices in enumerate(self._plan_batches(list(range(len(examples))))):
+        for index, indices in enumerate(self._plan_batches(list(range(len(examples))), examples)):
             if index % self.world.world_size != self.world.rank:
                 continue  # another rank's share
             loss, tokens = self._evaluation_loss([examples[i] for i in indices])

@@ -222,3 +222,23 @@ def test_predicted_tokens_leave_out_the_first_label() -> None:
         input_ids=[5, 6, 7, 8], labels=[5, IGNORE_INDEX, 7, 8], line_number=1, truncated=False
     )
     assert predicted_tokens_of(example) == 2
+
+
+def test_token_budget_validation_plans_the_validation_examples(
+    model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Validation batches are planned from the validation examples' own lengths: a validation
+    file longer than the training file must not index past the training examples."""
+    data = tmp_path_factory.mktemp("long_validation")
+    write_jsonl(data / "train.jsonl", [shout(word) for word in WORDS[:4]])
+    write_jsonl(data / "valid.jsonl", [shout(word) for word in WORDS])  # 16 rows > 4
+    config = make_config(
+        model_dir,
+        data,
+        tmp_path_factory.mktemp("out"),
+        max_tokens_per_batch=TOKEN_BUDGET,
+        n_epochs=1,
+    )
+    run = run_recipe(config, RecordingReporter())
+    losses = [m["valid_loss"] for m in run.reporter.metrics_log if m.get("valid_loss") is not None]
+    assert losses and all(loss == loss and loss > 0 for loss in losses)  # finite, not NaN
