@@ -186,4 +186,6 @@ def remove_partial_writes(workdir: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])))
+    from worker.training.distributed import exit_without_teardown
+
+    exit_without_teardown(main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])))

@@ -47,6 +47,7 @@ def ddp_rank(rank: int, store: str, out_dir: str) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     from bench.training.ddp_scaling import PackedLoss, global_mean_loss_scale
+    from worker.training.distributed import exit_without_teardown
     from worker.training.packing import pack_examples
 
     torch.set_num_threads(1)
@@ -59,6 +60,7 @@ def ddp_rank(rank: int, store: str, out_dir: str) -> None:
         torch.save(lora_grads(model), Path(out_dir) / f"grads{rank}.pt")
     finally:
         dist.destroy_process_group()
+    exit_without_teardown()  # freeing `ddp` on return can deadlock gloo (see its docstring)
 
 
 def mean_loss_grads(examples: list[Any]) -> torch.Tensor:

@@ -25,7 +25,7 @@ from tests.worker.training.test_recipe import (
     write_jsonl,
 )
 from worker.training import recipe as recipe_module
-from worker.training.distributed import World
+from worker.training.distributed import World, exit_without_teardown
 from worker.training.recipe import SFTRecipe, TrainConfig
 
 WORLD = 2
@@ -100,6 +100,7 @@ def rank_main(rank: int, port: int, values: dict[str, Any], stop_after: int | No
         "resumed_from_step": result.resumed_from_step,
     }
     Path(values["output_dir"], f"rank{rank}.json").write_text(json.dumps(record))
+    exit_without_teardown()  # freeing the recipe's DDP model on return can deadlock gloo
 
 
 def run_two_ranks(values: dict[str, Any], stop_after: int | None = None) -> list[dict[str, Any]]:
