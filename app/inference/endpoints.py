@@ -14,6 +14,26 @@ from app.inference.service import Gateway, base_target, resolve_for
 
 router = APIRouter(tags=["inference"])
 RequestBody = Body(..., media_type="application/json")
+# A chat request is a handful of levels deep (tool schemas a few dozen); the body is passed on
+# as is, and encoding or parsing a much deeper one again (here, in vLLM) recurses that deep.
+MAX_BODY_DEPTH = 64
+
+
+def check_depth(body: dict[str, Any]) -> None:
+    """Refuse a body nested deeper than MAX_BODY_DEPTH (checked without recursion)."""
+    level: list[Any] = [body]
+    for _ in range(MAX_BODY_DEPTH):
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return
+    raise InvalidRequest(
+        f"The request is nested more than {MAX_BODY_DEPTH} levels deep.", code="json_too_deep"
+    )
 
 
 def _gateway(request: Request) -> Gateway:
@@ -59,6 +79,7 @@ async def _target(caller: Caller, body: dict[str, Any]) -> ServingTarget:
 async def chat_completions(
     request: Request, caller: ServingCaller, body: dict[str, Any] = RequestBody
 ) -> JSONResponse | StreamingResponse:
+    check_depth(body)
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
     target = await _target(caller, body)
@@ -69,6 +90,7 @@ async def chat_completions(
 async def completions(
     request: Request, caller: ServingCaller, body: dict[str, Any] = RequestBody
 ) -> JSONResponse | StreamingResponse:
+    check_depth(body)
     if "prompt" not in body:
         raise InvalidRequest("'prompt' is required.", param="prompt")
     target = await _target(caller, body)
