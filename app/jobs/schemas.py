@@ -33,8 +33,12 @@ class HyperparametersIn(BaseModel):
     # evaluations in a row (null: never); needs a validation_file.
     early_stopping_patience: int | None = Field(None, ge=1, le=1000)
     early_stopping_min_delta: float = Field(0.0, ge=0.0, le=100.0)
-    # GPUs the job trains on (data parallel); it waits `queued` for a worker with that many.
+    # GPUs the job trains on; it waits `queued` for a worker with that many.
     n_gpus: int = Field(1, ge=1, le=MAX_GPUS_PER_JOB)
+    # How a job on several GPUs splits the work: "ddp", the whole model on every GPU (the
+    # fastest when it fits), or "fsdp", every weight and optimizer state sharded over the
+    # GPUs (for a model that does not fit one GPU).
+    parallelism: Literal["ddp", "fsdp"] = "ddp"
     # Padding-free packed batches through the training fast path (false: padded batches, the
     # plain transformers + peft path). Recorded in the adapter's manifest.
     packing: bool = True

@@ -44,10 +44,22 @@ def _resolve_hyperparameters(
             param=f"{param}.lora_r",
             code="invalid_value",
         )
+    if method == "dpo" and h.parallelism == "fsdp":
+        raise InvalidRequest(
+            "Preference tuning (method.type 'dpo') runs data parallel; parallelism must be 'ddp'.",
+            param=f"{param}.parallelism",
+            code="invalid_value",
+        )
     if method == "dpo" and h.n_gpus > 1:
         raise InvalidRequest(
             "Preference tuning (method.type 'dpo') trains on one GPU; n_gpus must be 1.",
             param=f"{param}.n_gpus",
+            code="invalid_value",
+        )
+    if h.parallelism == "fsdp" and h.n_gpus < 2:
+        raise InvalidRequest(
+            "parallelism 'fsdp' shards the model over several GPUs; n_gpus must be at least 2.",
+            param=f"{param}.parallelism",
             code="invalid_value",
         )
     _check_token_budget(h, param)

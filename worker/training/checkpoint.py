@@ -33,6 +33,7 @@ from safetensors.torch import load_file
 STATE_DIRNAME = "trainer_state"
 PROGRESS_FILENAME = "progress.json"
 ADAPTER_WEIGHTS_FILENAME = "adapter_model.safetensors"
+OPTIMIZER_FILENAME = "optimizer.pt"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -81,9 +82,13 @@ def save_checkpoint(
     progress: dict[str, Any],
     keep_last: int,
     adapter_name: str = "default",
+    adapter_state: dict[str, torch.Tensor] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Write the checkpoint of optimizer step `step` atomically, then drop all but the newest
-    `keep_last`. Call it between steps: the RNG states are captured as they are now."""
+    `keep_last`. Call it between steps: the RNG states are captured as they are now. A
+    sharded model (worker/training/sharding.py) passes its adapter and optimizer state
+    gathered whole (`adapter_state` keyed as in the model's state_dict)."""
     if keep_last < 1:
         raise ValueError("keep_last must be at least 1")
     root.mkdir(parents=True, exist_ok=True)
@@ -93,11 +98,17 @@ def save_checkpoint(
     # save_embedding_layers=False: the adapter must hold LoRA weights only (vLLM); only the
     # trained adapter, so that the directory is one servable adapter.
     model.save_pretrained(
-        str(partial), save_embedding_layers=False, selected_adapters=[adapter_name]
+        str(partial),
+        save_embedding_layers=False,
+        selected_adapters=[adapter_name],
+        state_dict=adapter_state,  # None: the model's own
     )
     state_dir = partial / STATE_DIRNAME
     state_dir.mkdir()
-    torch.save(optimizer.state_dict(), state_dir / "optimizer.pt")
+    torch.save(
+        optimizer.state_dict() if optimizer_state is None else optimizer_state,
+        state_dir / OPTIMIZER_FILENAME,
+    )
     torch.save(scheduler.state_dict(), state_dir / "scheduler.pt")
     torch.save(capture_rng_state(), state_dir / "rng.pt")
     (state_dir / PROGRESS_FILENAME).write_text(json.dumps({"step": step, **progress}, indent=2))
@@ -116,19 +127,52 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     adapter_name: str = "default",
+    sharded: bool = False,
+    is_main: bool = True,
 ) -> dict[str, Any]:
     """Put the adapter weights, optimizer, scheduler and RNG states of `checkpoint` back into
-    place; returns the recipe's progress record."""
+    place; returns the recipe's progress record. `sharded`: the model is sharded over the
+    ranks (worker/training/sharding.py); every rank calls this, `is_main` on rank 0."""
     weights = load_file(checkpoint.path / ADAPTER_WEIGHTS_FILENAME)
-    unexpected: list[str] = set_peft_model_state_dict(model, weights, adapter_name).unexpected_keys  # type: ignore[attr-defined]
-    if unexpected:
-        raise RuntimeError(f"checkpoint {checkpoint.path} does not fit the model: {unexpected[:3]}")
     state_dir = checkpoint.path / STATE_DIRNAME
-    # Our own files, written by save_checkpoint: the python RNG state is a plain tuple.
-    optimizer.load_state_dict(torch.load(state_dir / "optimizer.pt", weights_only=True))
+    if sharded:
+        from worker.training import sharding
+
+        sharding.load_full_trainable_state(model, model_keyed(model, weights, adapter_name))
+        sharding.load_full_optimizer_state(
+            model, optimizer, state_dir / OPTIMIZER_FILENAME, is_main
+        )
+    else:
+        result = set_peft_model_state_dict(model, weights, adapter_name)
+        unexpected: list[str] = result.unexpected_keys  # type: ignore[attr-defined]
+        if unexpected:
+            raise RuntimeError(
+                f"checkpoint {checkpoint.path} does not fit the model: {unexpected[:3]}"
+            )
+        # Our own files, written by save_checkpoint: the python RNG state is a plain tuple.
+        optimizer.load_state_dict(torch.load(state_dir / OPTIMIZER_FILENAME, weights_only=True))
     scheduler.load_state_dict(torch.load(state_dir / "scheduler.pt", weights_only=False))
     restore_rng_state(torch.load(state_dir / "rng.pt", weights_only=False))
     return checkpoint.progress
+
+
+def model_keyed(
+    model: torch.nn.Module, weights: dict[str, torch.Tensor], adapter_name: str
+) -> dict[str, torch.Tensor]:
+    """Saved adapter weights (peft's keys, without the adapter's name) keyed as the model's
+    trainable parameters are; every one of them must be there."""
+    keyed, missing = {}, []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        saved = name.replace(f".{adapter_name}", "")
+        if saved in weights:
+            keyed[name] = weights[saved]
+        else:
+            missing.append(saved)
+    if missing or len(keyed) != len(weights):
+        raise RuntimeError(f"the checkpoint's adapter does not fit the model: {missing[:3]}")
+    return keyed
 
 
 def prune_checkpoints(root: Path, keep_last: int) -> None:

@@ -393,20 +393,29 @@ def disable_fused_qlora(model: torch.nn.Module) -> int:
 
 
 def _fused_qlora_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    _undo_cpu_inference_packing(self.get_base_layer().weight)
+    base = self.get_base_layer()
+    _undo_cpu_inference_packing(base.weight)
     adapter = self.active_adapters[0]
     dropout = self.lora_dropout[adapter]
     p = float(dropout.p) if isinstance(dropout, torch.nn.Dropout) and dropout.training else 0.0
     return qlora_linear(
         x,
-        self.get_base_layer().weight,
+        base.weight,
         self.lora_A[adapter].weight,
         self.lora_B[adapter].weight,
         float(self.scaling[adapter]),
         p,
         self._loraplex_save_weight,
         self._loraplex_dropout_kernel,
+        quant_state=quant_state_of(base),
     )
+
+
+def quant_state_of(layer: Any) -> Any:
+    """A bitsandbytes 4-bit layer's quantisation state. It lives on the weight, a Params4bit,
+    and bitsandbytes keeps a copy on the layer: under FSDP the weight the layer holds while
+    it runs is a plain tensor gathered from the shards, which has none."""
+    return getattr(layer.weight, "quant_state", None) or getattr(layer, "quant_state", None)
 
 
 def qlora_linear(
@@ -418,12 +427,14 @@ def qlora_linear(
     dropout_p: float = 0.0,
     save_dequantized_weight: bool = False,
     dropout_kernel: str = "native",
+    quant_state: Any = None,
 ) -> torch.Tensor:
     """x @ W.T + scaling * dropout(x) @ A.T @ B.T, W a bitsandbytes 4-bit weight (frozen),
     A (r, in) and B (out, r) the LoRA matrices (float32 parameters, used in x's dtype).
     Dropout draws a fresh mask per call from torch's generator (checkpointing restores the
-    generator for its recompute, so the recompute sees the same mask)."""
-    quant_state = getattr(weight_4bit, "quant_state", None)
+    generator for its recompute, so the recompute sees the same mask). `quant_state`: W's
+    quantisation state when W does not carry it (see quant_state_of)."""
+    quant_state = quant_state or getattr(weight_4bit, "quant_state", None)
     if quant_state is None:
         raise ValueError("weight_4bit must be a quantized bitsandbytes Params4bit")
     if not 0.0 <= dropout_p < 1.0:

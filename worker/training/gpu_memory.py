@@ -2,7 +2,7 @@
 config.json and the job's hyperparameters, so that the job waits for a worker whose GPUs are
 big enough instead of running out of memory on the first one that takes it.
 
-Every GPU of a data-parallel job holds the whole model, so the figure is per GPU:
+Every GPU of a data-parallel job (DDP) holds the whole model, so the figure is per GPU:
 
     weights       decoder linear layers in 4-bit NF4 with double quantisation (~0.52 bytes
                   per parameter with the quantisation constants), or 2 bytes without
@@ -18,7 +18,12 @@ Every GPU of a data-parallel job holds the whole model, so the figure is per GPU
                   workspaces
 
 with `tokens` = max_tokens_per_batch when the job sets a token budget, else batch_size x
-max_seq_length: the most one micro-batch can hold. The sum is
+max_seq_length: the most one micro-batch can hold. A job sharded over n GPUs
+(`parallelism: "fsdp"`, worker/training/sharding.py) keeps 1/n of the weights and of the
+LoRA state on each, plus what is gathered whole while it runs: two decoder layers' weights
+(the one running and the one prefetched) and the embeddings and head; but every rank loads
+and quantises the whole model on its GPU before sharding it, so the figure is at least the
+whole model's weights plus the overhead (`load_bytes`). The sum is
 rounded up by 15% as a margin. It is an estimate for routing, not a guarantee: measured on
 one H200 (docs/benchmarks.md), the Llama-3.1-8B shape at 8 x 2,048 tokens peaked at about
 12 GiB allocated (the baseline, padded and without
@@ -94,14 +99,23 @@ def estimate(config: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[st
     )
     activations = tokens * hidden * BF16 * layers + tokens * (10 * hidden + 4 * intermediate) * BF16
     logits = min(tokens, LOSS_CHUNK_TOKENS) * vocab * 4 * 2
+    weights_bytes = weights + embedding_params * BF16
+    lora_bytes = lora_params * LORA_BYTES_PER_PARAM
+    load_bytes = weights_bytes + OVERHEAD_BYTES
+    n_gpus = int(hyperparameters.get("n_gpus") or 1)
+    if hyperparameters.get("parallelism") == "fsdp" and n_gpus > 1:
+        gathered = 2 * weights / layers + embedding_params * BF16
+        weights_bytes = weights_bytes / n_gpus + gathered
+        lora_bytes = lora_bytes // n_gpus
     parts = {
-        "weights_bytes": int(weights + embedding_params * BF16),
-        "lora_bytes": lora_params * LORA_BYTES_PER_PARAM,
+        "weights_bytes": int(weights_bytes),
+        "lora_bytes": lora_bytes,
         "activations_bytes": activations,
         "logits_bytes": logits,
         "overhead_bytes": OVERHEAD_BYTES,
     }
-    parts["per_gpu_bytes"] = math.ceil(sum(parts.values()) * MARGIN)
+    parts["per_gpu_bytes"] = math.ceil(max(sum(parts.values()), load_bytes) * MARGIN)
+    parts["load_bytes"] = int(load_bytes)
     return parts
 
 

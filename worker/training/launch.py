@@ -32,6 +32,7 @@ from app.jobs.service import add_event
 from app.kit.ids import now
 from app.kit.storage import get_storage
 from app.models import Adapter, File, FineTuningJob, JobEvent
+from worker.training.distributed import TRAINING_CUDA_ALLOC_CONF
 from worker.training.errors import StorageFull, error_object
 from worker.training.job_runner import PARENT_PID_ENV, die_with_parent
 from worker.training.publish import publish_adapter
@@ -196,6 +197,7 @@ def _train_config(session, job: FineTuningJob, workdir: Path) -> dict:  # type: 
                 "eval_every_steps",
                 "early_stopping_patience",
                 "early_stopping_min_delta",
+                "parallelism",
             )
             if key in hp
         },
@@ -272,9 +274,13 @@ def _child_env() -> dict[str, str]:
     # OpenMP threads that spin while waiting starve the other processes on a shared CPU host
     # (vLLM, the API): measured 3-5x slower training steps with the default policy there.
     # NVLink SHARP (NVLS) needs multicast support that shared GPU hosts may not grant.
+    # Expandable segments: a sharded (FSDP) run's gathers and frees of whole layers left
+    # 3.4 GB of a 17 GiB budget cached but unusable, and it ran out of memory there
+    # (docs/benchmarks.md, "Sharding").
     return {
         "OMP_WAIT_POLICY": "PASSIVE",
         "NCCL_NVLS_ENABLE": "0",
+        "PYTORCH_CUDA_ALLOC_CONF": TRAINING_CUDA_ALLOC_CONF,
         **os.environ,
         PARENT_PID_ENV: str(os.getpid()),
     }

@@ -35,12 +35,16 @@ def load_base_model(
     quantization: Literal["nf4", "none"],
     compute_dtype: torch.dtype,
     device: torch.device,
+    shardable: bool = False,
 ) -> tuple[PreTrainedModel, int]:
-    """The base model, and how many of its linear layers are 4-bit."""
+    """The base model, and how many of its linear layers are 4-bit. `shardable`: 4-bit
+    weights stored in the compute dtype, which FSDP can shard (the same bytes)."""
     base = AutoModelForCausalLM.from_pretrained(
         model_path,
         dtype=compute_dtype,
-        quantization_config=quantization_config(quantization, compute_dtype),
+        quantization_config=quantization_config(
+            quantization, compute_dtype, compute_dtype if shardable else None
+        ),
         device_map={"": device},
         local_files_only=True,
     )
@@ -53,8 +57,12 @@ def load_base_model(
 
 
 def quantization_config(
-    quantization: Literal["nf4", "none"], compute_dtype: torch.dtype
+    quantization: Literal["nf4", "none"],
+    compute_dtype: torch.dtype,
+    quant_storage: torch.dtype | None = None,
 ) -> BitsAndBytesConfig | None:
+    """NF4 with double quantisation. `quant_storage`: the dtype the packed 4-bit values are
+    stored as (uint8 by default; a float dtype lets FSDP shard them, same bytes)."""
     if quantization == "none":
         return None
     return BitsAndBytesConfig(
@@ -62,6 +70,7 @@ def quantization_config(
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype,
+        bnb_4bit_quant_storage=quant_storage or torch.uint8,
     )
 
 
@@ -83,14 +92,19 @@ def save_adapter(
     target: Path,
     manifest: dict[str, Any] | None = None,
     adapter_name: str = "default",
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write to a sibling directory, then rename: a reader never sees half an adapter."""
+    """Write to a sibling directory, then rename: a reader never sees half an adapter.
+    `state_dict`: the weights to write, for a model sharded over ranks (gathered whole)."""
     partial_dir = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial_dir, ignore_errors=True)
     # save_embedding_layers=False: the adapter must hold LoRA weights only (vLLM). Only the
     # named adapter: a model may hold others (a frozen reference copy) that are not the result.
     model.save_pretrained(
-        str(partial_dir), save_embedding_layers=False, selected_adapters=[adapter_name]
+        str(partial_dir),
+        save_embedding_layers=False,
+        selected_adapters=[adapter_name],
+        state_dict=state_dict,  # None: the model's own
     )
     if manifest is not None:
         (partial_dir / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=2))

@@ -60,6 +60,7 @@ from worker.training.distributed import (
     World,
     all_sum,
     any_rank,
+    balanced_shares,
     barrier,
     destroy_process_group,
     init_process_group,
@@ -68,7 +69,7 @@ from worker.training.distributed import (
     world_from_env,
 )
 from worker.training.errors import LossDiverged
-from worker.training.fast_path import PackedLoss, enable_fast_path, packed_causal_lm_loss
+from worker.training.fast_path import PackedLoss, enable_fast_path
 from worker.training.lora import (
     load_base_model,
     load_tokenizer,
@@ -78,6 +79,12 @@ from worker.training.lora import (
 )
 from worker.training.manifest import build_manifest, sha256_of_file
 from worker.training.packing import pack_examples, plan_token_budget_batches
+from worker.training.sharding import (
+    PARALLELISMS,
+    full_optimizer_state,
+    full_trainable_state,
+    shard_model,
+)
 
 ALL_LINEAR = "all-linear"
 MAX_GRAD_NORM = 1.0
@@ -131,6 +138,9 @@ class TrainConfig:
     # Recompute each decoder layer's activations in the backward pass instead of keeping
     # them: far less memory for some more compute. None: on CUDA yes, on the CPU no.
     gradient_checkpointing: bool | None = None
+    # With several ranks: "ddp", the whole model on every GPU, or "fsdp", every weight and
+    # optimizer state sharded over the GPUs (worker/training/sharding.py).
+    parallelism: Literal["ddp", "fsdp"] = "ddp"
 
     def __post_init__(self) -> None:
         self.base_model_path = Path(self.base_model_path)
@@ -144,6 +154,8 @@ class TrainConfig:
         problems = []
         if self.quantization not in ("nf4", "none"):
             problems.append("quantization must be 'nf4' or 'none'")
+        if self.parallelism not in PARALLELISMS:
+            problems.append(f"parallelism must be one of {list(PARALLELISMS)}")
         if isinstance(self.target_modules, str):
             if self.target_modules != ALL_LINEAR:
                 problems.append(f"target_modules must be '{ALL_LINEAR}' or a list of names")
@@ -391,7 +403,7 @@ class StepSchedule:
         checkpoint = latest_checkpoint(root) if self.config.resume else None
         if checkpoint is None:
             return Progress()
-        saved = checkpoint.progress
+        saved = {"sharded": False, **checkpoint.progress}
         if {key: saved.get(key) for key in self._run_identity()} != self._run_identity():
             self.reporter.event(
                 f"Checkpoint at step {checkpoint.step} was written by a different configuration "
@@ -406,6 +418,8 @@ class StepSchedule:
             model=self._model,
             optimizer=self._optimizer,
             scheduler=self._lr_scheduler,
+            sharded=self._sharded,
+            is_main=self.world.is_main,
         )
         progress = Progress(**{f.name: saved[f.name] for f in fields(Progress)})
         self._resumed_from_step = progress.step
@@ -421,19 +435,36 @@ class StepSchedule:
         return progress
 
     def _run_identity(self) -> dict[str, Any]:
-        """What a checkpoint must share with this run to be resumed from."""
+        """What a checkpoint must share with this run to be resumed from (a sharded run
+        writes its optimizer state in another layout)."""
         return {
             "data_seed": self.config.seed,
             "dataset_sha256": self.config.dataset_sha256,
             "total_steps": self._total_steps,
+            "sharded": self._sharded,
         }
 
+    @property
+    def _sharded(self) -> bool:
+        """The model is sharded over the ranks (FSDP): its adapter and optimizer state are
+        gathered by every rank before rank 0 writes them."""
+        return self.world.is_distributed and self.config.parallelism == "fsdp"
+
     def _save_checkpoint(self, progress: Progress) -> None:
+        adapter_state = optimizer_state = None
+        if self._sharded:  # gathered by every rank, written by rank 0
+            adapter_state = full_trainable_state(self._model)
+            optimizer_state = full_optimizer_state(self._model, self._optimizer)
         if self.world.is_main:
-            self._write_checkpoint(progress)
+            self._write_checkpoint(progress, adapter_state, optimizer_state)
         barrier(self.world)  # every rank resumes from the same checkpoint
 
-    def _write_checkpoint(self, progress: Progress) -> None:
+    def _write_checkpoint(
+        self,
+        progress: Progress,
+        adapter_state: dict[str, torch.Tensor] | None = None,
+        optimizer_state: dict[str, Any] | None = None,
+    ) -> None:
         checkpoint = save_checkpoint(
             self.config.checkpoints_root,
             progress.step,
@@ -442,6 +473,8 @@ class StepSchedule:
             scheduler=self._lr_scheduler,
             progress={**asdict(progress), **self._run_identity()},
             keep_last=self.config.keep_checkpoints,
+            adapter_state=adapter_state,
+            optimizer_state=optimizer_state,
         )
         self.reporter.checkpoint(progress.step, progress.last_metrics, str(checkpoint.path))
 
@@ -522,18 +555,30 @@ class SFTRecipe(StepSchedule):
         return self.device.type == "cuda" if setting is None else setting
 
     def _setup_data_parallel(self) -> torch.nn.Module:
-        """The model the training forward goes through: DDP over the LoRA weights when there
-        are several ranks. The frozen base weights are left out of DDP's start-up broadcast:
-        every rank loaded the same ones from disk."""
+        """The model the training forward goes through: with several ranks, DDP over the LoRA
+        weights, or the whole model sharded (FSDP; worker/training/sharding.py). The frozen
+        base weights are left out of DDP's start-up broadcast: every rank loaded the same
+        ones from disk."""
         # The packed loss runs the decoder and head itself: DDP wraps it, not the model.
         module: torch.nn.Module = PackedLoss(self._model) if self.config.packing else self._model
         if not self.world.is_distributed:
             return module
+        if self._sharded:
+            return shard_model(module, self._decoder_layers())
         frozen = [name for name, p in module.named_parameters() if not p.requires_grad]
         frozen += [name for name, _ in module.named_buffers()]
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
         device_ids = [self.world.local_rank] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+
+    def _decoder_layers(self) -> list[torch.nn.Module]:
+        """The model's repeated blocks (what transformers never splits across devices)."""
+        base = self._model.get_base_model()
+        names = set(getattr(base, "_no_split_modules", None) or ())
+        layers = [m for m in base.modules() if type(m).__name__ in names]
+        if not layers:
+            raise ValueError(f"{type(base).__name__} names no decoder layers to shard")
+        return layers
 
     def _load_base_model(self) -> tuple[PreTrainedModel, int]:
         """The base model, and how many of its linear layers are 4-bit."""
@@ -543,7 +588,11 @@ class SFTRecipe(StepSchedule):
             f"{dtype_name(self.compute_dtype)} compute on {self.device.type})…"
         )
         return load_base_model(
-            cfg.base_model_path, cfg.quantization, self.compute_dtype, self.device
+            cfg.base_model_path,
+            cfg.quantization,
+            self.compute_dtype,
+            self.device,
+            shardable=self._sharded,
         )
 
     def _lora_config(self) -> LoraConfig:
@@ -728,7 +777,8 @@ class SFTRecipe(StepSchedule):
         smaller than the world) trains on one with nothing to predict: it adds zero but
         still takes part in the gradient all-reduce."""
         denominator = max(sum(predicted_tokens_of(example) for example in examples), 1)
-        local = examples[self.world.rank :: self.world.world_size]
+        share = balanced_shares([len(e) for e in examples], self.world.world_size)
+        local = [examples[i] for i in share[self.world.rank]]
         batch = pack_examples(local or [without_targets(examples[0])]).to(self.device)
         loss = self._forward_model(batch, denominator)
         if not self.world.is_distributed:
@@ -781,10 +831,17 @@ class SFTRecipe(StepSchedule):
             module.eval()
         total_loss, total_tokens = 0.0, 0
         examples = self._valid_data.examples
-        for index, indices in enumerate(self._plan_batches(list(range(len(examples))), examples)):
-            if index % self.world.world_size != self.world.rank:
-                continue  # another rank's share
-            loss, tokens = self._evaluation_loss([examples[i] for i in indices])
+        plan = self._plan_batches(list(range(len(examples))), examples)
+        world = self.world.world_size
+        # Rank r takes batches r, r + world, ...; sharded, every rank must run as many
+        # forwards as the others (each one gathers weights), so one short of a batch in the
+        # last round runs one with nothing to predict.
+        rounds = math.ceil(len(plan) / world) if self._sharded else None
+        for index in range(self.world.rank, world * rounds if rounds else len(plan), world):
+            if index >= len(plan):
+                self._evaluation_loss([without_targets(examples[0])])
+                continue
+            loss, tokens = self._evaluation_loss([examples[i] for i in plan[index]])
             total_loss += loss * tokens
             total_tokens += tokens
         for module in dropouts:
@@ -794,13 +851,14 @@ class SFTRecipe(StepSchedule):
         return total_loss / all_tokens
 
     def _evaluation_loss(self, examples: list[TokenizedExample]) -> tuple[float, int]:
-        """Mean loss of `examples` and the number of tokens it is taken over."""
+        """Mean loss of `examples` and the number of tokens it is taken over. Through the
+        training forward's module: a sharded model gathers its weights there."""
         if self.config.packing:
             packed = pack_examples(examples).to(self.device)
-            loss, _ = packed_causal_lm_loss(self._model, packed)
+            loss = self._forward_model(packed, max(packed.trainable_tokens, 1))
             return loss.item(), packed.trainable_tokens
         batch = collate(examples, self._tokenizer.pad_token_id).to(self.device)
-        padded_loss = self._model(
+        padded_loss = self._forward_model(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
         ).loss
         return padded_loss.item(), batch.trainable_tokens
@@ -808,9 +866,11 @@ class SFTRecipe(StepSchedule):
     def _finish(self, progress: Progress, stop_reason: str | None) -> TrainResult:
         final_loss = progress.last_metrics["train_loss"]
         manifest = None
+        # Sharded: every rank gathers the adapter's weights, rank 0 writes them.
+        adapter_state = full_trainable_state(self._model) if self._sharded else None
         if self.world.is_main:
             manifest = self._manifest(progress.trained_tokens, final_loss, stop_reason)
-            self._save_adapter(self.config.adapter_dir, manifest)
+            self._save_adapter(self.config.adapter_dir, manifest, adapter_state)
         barrier(self.world)
         self.reporter.event(
             "Training complete"
@@ -833,8 +893,13 @@ class SFTRecipe(StepSchedule):
             resumed_from_step=self._resumed_from_step,
         )
 
-    def _save_adapter(self, target: Path, manifest: dict[str, Any] | None = None) -> None:
-        save_adapter(self._model, target, manifest)
+    def _save_adapter(
+        self,
+        target: Path,
+        manifest: dict[str, Any] | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        save_adapter(self._model, target, manifest, state_dict=state_dict)
 
     def _manifest(
         self, trained_tokens: int, final_loss: float, stop_reason: str | None
@@ -867,6 +932,7 @@ class SFTRecipe(StepSchedule):
             "max_seq_length": cfg.max_seq_length,
             "quantization": cfg.quantization,
             "n_gpus": self.world.world_size,
+            "parallelism": cfg.parallelism if self.world.is_distributed else None,
             "compute_dtype": dtype_name(self.compute_dtype),
             "packing": cfg.packing,
             "max_tokens_per_batch": cfg.max_tokens_per_batch,

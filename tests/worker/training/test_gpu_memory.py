@@ -50,3 +50,17 @@ def test_a_model_on_disk_is_read_from_its_config(tmp_path: Path) -> None:
     assert estimate_for_model(tmp_path, HP) is None  # no config.json: unknown, not a crash
     (tmp_path / "config.json").write_text("{not json")
     assert estimate_for_model(tmp_path, HP) is None
+
+
+def test_sharding_over_gpus_lowers_the_need_per_gpu() -> None:
+    deep = LLAMA_8B | {"num_hidden_layers": 80}  # docs/benchmarks.md's 18.5 B "llama-8b-80l"
+    whole = estimate(deep, HP | {"n_gpus": 2})
+    two = estimate(deep, HP | {"n_gpus": 2, "parallelism": "fsdp"})
+    four = estimate(deep, HP | {"n_gpus": 4, "parallelism": "fsdp"})
+    assert whole == estimate(deep, HP)  # data parallel: every GPU holds the whole model
+    assert four["per_gpu_bytes"] < two["per_gpu_bytes"] < whole["per_gpu_bytes"]
+    assert two["lora_bytes"] == whole["lora_bytes"] // 2
+    # Each rank keeps its half of the 4-bit weights plus what it gathers whole (two layers,
+    # the embeddings and head); but it loads the whole model before sharding it.
+    assert two["weights_bytes"] < whole["weights_bytes"] * 0.75
+    assert two["per_gpu_bytes"] >= whole["load_bytes"]
