@@ -44,12 +44,6 @@ def _resolve_hyperparameters(
             param=f"{param}.lora_r",
             code="invalid_value",
         )
-    if method == "dpo" and h.n_gpus > 1:
-        raise InvalidRequest(
-            "Preference tuning (method.type 'dpo') trains on one GPU; n_gpus must be 1.",
-            param=f"{param}.n_gpus",
-            code="invalid_value",
-        )
     _check_token_budget(h, param)
     resolved = h.model_dump()
     resolved["n_epochs"] = 3 if h.n_epochs == "auto" else h.n_epochs
