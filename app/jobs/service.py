@@ -50,12 +50,6 @@ def _resolve_hyperparameters(
             param=f"{param}.parallelism",
             code="invalid_value",
         )
-    if method == "dpo" and h.n_gpus > 1:
-        raise InvalidRequest(
-            "Preference tuning (method.type 'dpo') trains on one GPU; n_gpus must be 1.",
-            param=f"{param}.n_gpus",
-            code="invalid_value",
-        )
     if h.parallelism == "fsdp" and h.n_gpus < 2:
         raise InvalidRequest(
             "parallelism 'fsdp' shards the model over several GPUs; n_gpus must be at least 2.",

@@ -1,5 +1,5 @@
-"""`n_gpus` on fine-tuning jobs: recorded with the hyperparameters, range-checked, refused
-for DPO, and the queue a job's train task goes to."""
+"""`n_gpus` on fine-tuning jobs: recorded with the hyperparameters, range-checked, and the
+queue a job's train task goes to (supervised and DPO alike)."""
 
 import json
 
@@ -45,12 +45,6 @@ def test_out_of_range_n_gpus_names_the_param(client, tenant, training_file, n_gp
         client, tenant, model=MODEL, training_file=training_file, method=supervised(n_gpus=n_gpus)
     )
     assert_error(r, 400, "method.supervised.hyperparameters.n_gpus")
-
-
-def test_dpo_refuses_several_gpus(client, headers, pairs_file):  # type: ignore[no-untyped-def]  # noqa: F811
-    r = create(client, headers, model=MODEL, training_file=pairs_file, method=dpo(n_gpus=2))
-    error = assert_error(r, 400, "method.dpo.hyperparameters.n_gpus", "invalid_value")
-    assert "one GPU" in error["message"]
 
 
 def test_one_gpu_jobs_go_to_the_gpu_queue_and_others_to_gpu_k() -> None:
@@ -120,3 +114,26 @@ def test_a_validated_job_says_it_waits_for_a_worker_with_its_gpus(client, header
     broker = redis.Redis.from_url(get_settings().redis_url)
     sent = [json.loads(m)["headers"]["argsrepr"] for m in broker.lrange("gpu.2", 0, -1)]
     assert sent == [repr([job["id"]])]
+
+
+def test_a_dpo_job_on_two_gpus_waits_for_a_two_gpu_worker(client, headers, pairs_file) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from worker.tasks.jobs import validate_job
+
+    r = create(client, headers, model=MODEL, training_file=pairs_file, method=dpo(n_gpus=2))
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["method"]["dpo"]["hyperparameters"]["n_gpus"] == 2
+    assert job["hyperparameters"]["n_gpus"] == 2
+    validate_job(job["id"])  # the cpu worker's task, run here on the same database
+    queued = client.get(f"/v1/fine_tuning/jobs/{job['id']}", headers=headers).json()
+    assert queued["status"] == "queued"
+    events = client.get(f"/v1/fine_tuning/jobs/{job['id']}/events", headers=headers).json()
+    last = next(e for e in events["data"] if e["message"].startswith("Files validated"))
+    assert "Waiting for a worker with 2 GPUs." in last["message"]
+    assert last["data"]["n_gpus"] == 2 and last["data"]["queue"] == "gpu.2"
+    broker = redis.Redis.from_url(get_settings().redis_url)
+    sent = {
+        queue: [json.loads(m)["headers"]["argsrepr"] for m in broker.lrange(queue, 0, -1)]
+        for queue in ("gpu", "gpu.2")
+    }
+    assert repr([job["id"]]) in sent["gpu.2"] and repr([job["id"]]) not in sent["gpu"]

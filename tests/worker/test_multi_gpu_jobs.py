@@ -1,6 +1,7 @@
 """Jobs on several GPUs through the real Postgres, Redis and Celery worker process: the worker
-(LORAPLEX_WORKER_GPUS=2 on this CPU host, gloo) takes a 2-GPU job from queue gpu.2 and trains
-it under torchrun with two processes; a 4-GPU job that no worker can serve stays queued."""
+(LORAPLEX_WORKER_GPUS=2 on this CPU host, gloo) takes a 2-GPU job (supervised or DPO) from
+queue gpu.2 and trains it under torchrun with two processes; a 4-GPU job that no worker can
+serve stays queued."""
 
 import json
 from pathlib import Path
@@ -54,6 +55,24 @@ def test_a_two_gpu_worker_trains_a_two_gpu_job_and_leaves_a_four_gpu_job_queued(
     # Nobody took the 4-GPU job: it is still queued, its task still in gpu.4.
     assert job(too_big).status == "queued" and job(too_big).attempts == 0
     assert waiting_in("gpu.4") == [repr([too_big])]
+
+
+def test_a_two_gpu_worker_trains_a_two_gpu_dpo_job(tenant_id: str, tmp_path: Path) -> None:
+    dpo = queued_job(tenant_id, method="dpo", n_gpus=2, batch_size=5, lora_dropout=0.0)
+    assert waiting_in("gpu.2") == [repr([dpo])]
+    env = {"LORAPLEX_WORKER_GPUS": "2", "GLOO_SOCKET_IFNAME": "lo"}
+    with gpu_worker(tmp_path / "worker.log", env):
+        wait_until(lambda: job(dpo).status in ("succeeded", "failed"), 600, "the 2-GPU DPO job")
+    trained = job(dpo)
+    log = get_storage().path(f"jobs/{tenant_id}/{dpo}/train.log")
+    assert trained.status == "succeeded", (trained.error, log.read_text()[-3000:])
+    with session_scope() as session:
+        manifest = session.query(Adapter).filter_by(job_id=dpo).one().manifest
+    assert manifest["method"] == "dpo" and manifest["hyperparameters"]["n_gpus"] == 2
+    messages = [e.message for e in events(dpo)]
+    assert sum(m.startswith("Model loaded") for m in messages) == 1  # rank 0 alone reports
+    # 16 pairs in global batches of 5: the last one holds a single pair, rank 1 scores none.
+    assert sum(m.startswith("Step ") for m in messages) == 4
 
 
 def test_a_requeued_job_goes_back_to_the_queue_of_its_gpus(tenant_id: str) -> None:

@@ -17,16 +17,23 @@ the same model as it was before training:
   re-quantizes them (the reference would drift from what was served), and the policy must stay
   base + adapter anyway so that vLLM can serve the result on the shared base model.
 
-Output layout, checkpoints and resume are the SFT recipe's (`StepSchedule`): `adapter/` (with
-manifest.json) and `checkpoints/step-N/` every `checkpoint_every_steps` steps and at the end of
-each epoch, each the policy adapter plus its optimizer, schedule, RNG and data position
-(worker/training/checkpoint.py). A run that finds one resumes from the newest; the reference is
-not in it: setup rebuilds it as before (the base model, or the initial adapter loaded again).
+Output layout, checkpoints, resume, validation and early stopping are the SFT recipe's
+(`StepSchedule`): `adapter/` (with manifest.json) and `checkpoints/step-N/` every
+`checkpoint_every_steps` steps and at the end of each epoch, each the policy adapter plus its
+optimizer, schedule, RNG and data position (worker/training/checkpoint.py). A run that finds one
+resumes from the newest; the reference is not in it: setup rebuilds it as before (the base
+model, or the initial adapter loaded again). The validation loss (every `eval_every_steps` and
+at each epoch end) is the DPO loss over every validation pair; `early_stopping_patience` stops
+on it as it does on the supervised loss.
+
+Under torchrun (several GPUs) every rank holds the whole model, walks the same global batches
+of `batch_size` pairs and scores every world_size-th pair of each; DDP sums the policy
+adapter's gradients. The reference pass runs on the plain model, outside DDP and without
+gradients. Rank 0 alone reports and writes checkpoints and the adapter.
 """
 
 import math
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,18 +45,23 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from worker.training.data import IGNORE_INDEX
-from worker.training.distributed import World
+from worker.training.distributed import (
+    World,
+    all_sum,
+    init_process_group,
+    world_from_env,
+)
 from worker.training.lora import (
     load_base_model,
     load_tokenizer,
     lora_config,
     require_base_model,
-    save_adapter,
 )
 from worker.training.manifest import build_manifest, sha256_of_file
 from worker.training.preference_data import (
     PairBatch,
     PreferenceDataset,
+    PreferencePair,
     iter_pair_batches,
     load_preference_dataset,
     pair_batch,
@@ -57,13 +69,10 @@ from worker.training.preference_data import (
 from worker.training.recipe import (
     MAX_GRAD_NORM,
     WEIGHT_DECAY,
-    Progress,
     Reporter,
     StepSchedule,
     TrainConfig,
-    TrainResult,
     dtype_name,
-    ensure_finite_loss,
     refuse_embedding_targets,
     seed_everything,
     sort_target_modules,
@@ -71,6 +80,7 @@ from worker.training.recipe import (
 
 POLICY_ADAPTER = "default"  # peft's name for the first adapter; the one that is saved
 REFERENCE_ADAPTER = "reference"
+PAIR_SUMS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins")
 
 
 @dataclass
@@ -103,22 +113,51 @@ class DPOConfig(TrainConfig):
                 "invalid training config: preference tuning (dpo) trains padded batches without "
                 "gradient checkpointing; packing and gradient_checkpointing must be off"
             )
+        if self.parallelism != "ddp":
+            raise ValueError(
+                "invalid training config: preference tuning (dpo) runs data parallel; "
+                "parallelism must be 'ddp'"
+            )
 
 
 @dataclass(frozen=True)
 class DPOLoss:
-    loss: torch.Tensor  # mean over the pairs; carries the gradient
+    losses: torch.Tensor  # (pairs,) each pair's loss; carries the gradient
     chosen_rewards: torch.Tensor  # (pairs,) beta * (log pi(y_w|x) - log pi_ref(y_w|x)), detached
     rejected_rewards: torch.Tensor  # (pairs,) the same for the rejected reply
 
-    def metrics(self, prefix: str = "") -> dict[str, float]:
+    @property
+    def loss(self) -> torch.Tensor:
+        """The mean over the pairs."""
+        return self.losses.mean()
+
+    def sums(self) -> list[float]:
+        """Loss, chosen and rejected rewards, correctly ordered pairs and margins, each summed
+        over the pairs: what ranks add up into the means of a batch they share."""
         margins = self.chosen_rewards - self.rejected_rewards
-        return {
-            f"{prefix}rewards/chosen": self.chosen_rewards.mean().item(),
-            f"{prefix}rewards/rejected": self.rejected_rewards.mean().item(),
-            f"{prefix}rewards/accuracies": (margins > 0).float().mean().item(),
-            f"{prefix}rewards/margins": margins.mean().item(),
-        }
+        return [
+            self.losses.detach().sum().item(),
+            self.chosen_rewards.sum().item(),
+            self.rejected_rewards.sum().item(),
+            (margins > 0).sum().item(),
+            margins.sum().item(),
+        ]
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        return pair_metrics(self.sums(), len(self.losses), prefix)
+
+
+def pair_metrics(sums: Sequence[float], pairs: int, prefix: str = "") -> dict[str, float]:
+    """The means of `DPOLoss.sums()` over `pairs` pairs, named as reported: "train_loss"
+    (prefix "") or "valid_loss" (prefix "valid_"), then the rewards."""
+    loss, chosen, rejected, correct, margins = (value / pairs for value in sums)
+    return {
+        f"{prefix or 'train_'}loss": loss,
+        f"{prefix}rewards/chosen": chosen,
+        f"{prefix}rewards/rejected": rejected,
+        f"{prefix}rewards/accuracies": correct,
+        f"{prefix}rewards/margins": margins,
+    }
 
 
 def dpo_loss(
@@ -133,7 +172,7 @@ def dpo_loss(
     chosen_rewards = beta * (policy_chosen - reference_chosen)
     rejected_rewards = beta * (policy_rejected - reference_rejected)
     losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
-    return DPOLoss(losses.mean(), chosen_rewards.detach(), rejected_rewards.detach())
+    return DPOLoss(losses, chosen_rewards.detach(), rejected_rewards.detach())
 
 
 def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -150,20 +189,26 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class DPORecipe(StepSchedule):
-    """One process on one device (rank 0 of 1)."""
+    """Under torchrun (world size > 1) every rank runs this recipe on its own device and its
+    share of each global batch of pairs; rank 0 alone reports and writes checkpoints and the
+    adapter."""
 
     config: DPOConfig
 
-    def __init__(self, config: DPOConfig, reporter: Reporter):
-        super().__init__(config, reporter, World())
+    def __init__(self, config: DPOConfig, reporter: Reporter, world: World | None = None):
+        super().__init__(config, reporter, world or world_from_env())
 
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
+        init_process_group(self.world)
         # Seeding first: LoRA's A matrices are initialised randomly in _setup_model.
         seed_everything(self.config.seed)
         self._tokenizer = self._setup_tokenizer()
         self._model = self._setup_model()
+        # The policy forward of a training step; the reference pass and validation go through
+        # the plain model, without gradients.
+        self._forward_model = self._data_parallel(self._model)
         self._train_data = self._setup_data(self.config.training_path, "training")
         self._valid_data = (
             self._setup_data(self.config.validation_path, "validation")
@@ -264,76 +309,42 @@ class DPORecipe(StepSchedule):
 
     # ------------------------------------------------------------------ training
 
-    def train(self) -> TrainResult:
-        if not self._is_set_up:
-            raise RuntimeError("call setup() before train()")
-        cfg = self.config
-        progress = self._progress
-        self._model.train()
-        while progress.epoch <= cfg.n_epochs:
-            if progress.batches_done == 0:
-                self.reporter.event(f"Epoch {progress.epoch}/{cfg.n_epochs}")
-            # The pair order depends on the seed and epoch alone, so a resumed epoch sees the
-            # same one and goes on after the batches it had done.
-            plan = self._epoch_plan(progress.epoch)
-            for indices in plan[progress.batches_done :]:
-                if self._stop_requested():
-                    return self._cancelled(progress)
-                metrics = self._step(indices, progress)
-                end_of_epoch = progress.batches_done == len(plan)
-                if end_of_epoch and self._valid_data is not None:
-                    metrics.update(self._validation_metrics())
-                self.reporter.metrics(metrics)
-                progress.last_metrics = metrics
-                if end_of_epoch:
-                    progress.epoch, progress.batches_done = progress.epoch + 1, 0
-                if end_of_epoch or progress.step % cfg.checkpoint_every_steps == 0:
-                    self._save_checkpoint(progress)
-        return self._finish(progress)
+    def _train_batch(self, indices: list[int], step: int) -> tuple[dict[str, float], int]:
+        pairs = [self._train_data.pairs[i] for i in indices]
+        loss, metrics = self._loss(pairs)
+        metrics["train_loss"] = self._update(loss, metrics["train_loss"], step)
+        return metrics, sum(pair.total_tokens for pair in pairs)  # never padding
 
-    def _step(self, indices: list[int], progress: Progress) -> dict[str, Any]:
-        pairs = self._train_data.pairs
-        batch = pair_batch([pairs[i] for i in indices], self._tokenizer.pad_token_id)
-        learning_rate = self._optimizer.param_groups[0]["lr"]
-        started = time.perf_counter()
-        step_metrics = self._train_step(batch, progress.step + 1)
-        elapsed = time.perf_counter() - started
-        tokens = batch.sequences.non_pad_tokens
-        progress.step += 1
-        progress.batches_done += 1
-        progress.trained_tokens += tokens
-        return {
-            "step": progress.step,
-            "total_steps": self._total_steps,
-            "epoch": progress.epoch,
-            **step_metrics,
-            "learning_rate": learning_rate,
-            "tokens_per_second": tokens / elapsed,
-            "trained_tokens": progress.trained_tokens,
-        }
+    def _loss(self, pairs: list[PreferencePair]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss to backpropagate, and the global batch's mean loss and rewards. Each rank
+        scores its pairs (every world_size-th one): their summed losses over the global
+        batch's pair count, so the ranks' losses add up to the batch mean; DDP averages the
+        gradients over the ranks, so scaled by the world size the gradient is the
+        single-process one. A rank left without pairs (a last batch smaller than the world)
+        scores the batch's first pair with weight zero: it adds nothing but still runs DDP's
+        forward and takes part in the gradient all-reduce."""
+        world = self.world
+        local = pairs[world.rank :: world.world_size]
+        weight = 1.0 if local else 0.0
+        batch = pair_batch(local or pairs[:1], self._tokenizer.pad_token_id).to(self.device)
+        out = self._pair_loss(batch, self._forward_model)
+        loss = out.losses.sum() * (weight / len(pairs))
+        sums = all_sum([value * weight for value in out.sums()], world, self.device)
+        return loss * world.world_size, pair_metrics(sums, len(pairs))
 
-    def _train_step(self, batch: PairBatch, step: int) -> dict[str, float]:
-        batch = batch.to(self.device)
-        out = self._loss(batch)
-        loss_value = out.loss.item()
-        ensure_finite_loss(loss_value, step)  # before backward: no update from a NaN loss
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self._trainable_parameters(), MAX_GRAD_NORM)
-        self._optimizer.step()
-        self._lr_scheduler.step()
-        self._optimizer.zero_grad(set_to_none=True)
-        return {"train_loss": loss_value, **out.metrics()}
-
-    def _loss(self, batch: PairBatch) -> DPOLoss:
+    def _pair_loss(self, batch: PairBatch, policy: torch.nn.Module) -> DPOLoss:
+        """The DPO loss of every pair of `batch`, its policy pass through `policy` (the model,
+        or DDP around it)."""
         with torch.no_grad(), self._reference():
-            reference = self._sequence_logps(batch)
-        policy = self._sequence_logps(batch)
+            reference = self._sequence_logps(batch, self._model)
+        logps = self._sequence_logps(batch, policy)
         n = batch.n_pairs
-        return dpo_loss(policy[:n], policy[n:], reference[:n], reference[n:], self.config.beta)
+        return dpo_loss(logps[:n], logps[n:], reference[:n], reference[n:], self.config.beta)
 
-    def _sequence_logps(self, batch: PairBatch) -> torch.Tensor:
+    @staticmethod
+    def _sequence_logps(batch: PairBatch, model: torch.nn.Module) -> torch.Tensor:
         sequences = batch.sequences
-        logits = self._model(
+        logits = model(
             input_ids=sequences.input_ids, attention_mask=sequences.attention_mask
         ).logits
         return sequence_logps(logits, sequences.labels)
@@ -356,45 +367,26 @@ class DPORecipe(StepSchedule):
 
     @torch.no_grad()
     def _validation_metrics(self) -> dict[str, float]:
-        """DPO loss and rewards over every validation pair."""
+        """DPO loss and rewards over every validation pair. The batches are shared out among
+        the ranks and their sums added up, so every rank takes the same early-stopping
+        decision."""
         assert self._valid_data is not None
-        outputs = []
+        sums = [0.0] * len(PAIR_SUMS)
+        batches = iter_pair_batches(
+            self._valid_data.pairs, self.config.batch_size, self._tokenizer.pad_token_id
+        )
         with dropout_disabled(self._model):
-            for batch in iter_pair_batches(
-                self._valid_data.pairs, self.config.batch_size, self._tokenizer.pad_token_id
-            ):
-                outputs.append(self._loss(batch.to(self.device)))
-        pooled = DPOLoss(
-            loss=torch.stack([o.loss * len(o.chosen_rewards) for o in outputs]).sum()
-            / len(self._valid_data),
-            chosen_rewards=torch.cat([o.chosen_rewards for o in outputs]),
-            rejected_rewards=torch.cat([o.rejected_rewards for o in outputs]),
-        )
-        return {"valid_loss": pooled.loss.item(), **pooled.metrics(prefix="valid_")}
+            for index, batch in enumerate(batches):
+                if index % self.world.world_size != self.world.rank:
+                    continue  # another rank's share
+                out = self._pair_loss(batch.to(self.device), self._model)
+                sums = [total + value for total, value in zip(sums, out.sums(), strict=True)]
+        sums = all_sum(sums, self.world, self.device)
+        return pair_metrics(sums, len(self._valid_data), prefix="valid_")
 
-    def _finish(self, progress: Progress) -> TrainResult:
-        final_loss = progress.last_metrics["train_loss"]
-        manifest = self._manifest(progress.trained_tokens, final_loss)
-        save_adapter(self._model, self.config.adapter_dir, manifest, adapter_name=POLICY_ADAPTER)
-        self.reporter.event(
-            "Training complete",
-            data={
-                "steps": progress.step,
-                "trained_tokens": progress.trained_tokens,
-                "final_loss": final_loss,
-            },
-        )
-        return TrainResult(
-            status="succeeded",
-            trained_tokens=progress.trained_tokens,
-            steps=progress.step,
-            adapter_dir=self.config.adapter_dir,
-            manifest=manifest,
-            final_loss=final_loss,
-            resumed_from_step=self._resumed_from_step,
-        )
-
-    def _manifest(self, trained_tokens: int, final_loss: float) -> dict[str, Any]:
+    def _manifest(
+        self, trained_tokens: int, final_loss: float, stop_reason: str | None
+    ) -> dict[str, Any]:
         cfg = self.config
         manifest = build_manifest(
             seed=cfg.seed,
@@ -407,6 +399,7 @@ class DPORecipe(StepSchedule):
             chat_template=self._tokenizer.chat_template,
             trained_tokens=trained_tokens,
             final_train_loss=final_loss,
+            stop_reason=stop_reason,
             method="dpo",
         )
         manifest["init_adapter"] = cfg.init_adapter_id
@@ -430,6 +423,7 @@ class DPORecipe(StepSchedule):
             "target_modules": lora.target_modules,  # sorted by sort_target_modules
             "max_seq_length": cfg.max_seq_length,
             "quantization": cfg.quantization,
+            "n_gpus": self.world.world_size,
             "compute_dtype": dtype_name(self.compute_dtype),
             "optimizer": "adamw",
             "weight_decay": WEIGHT_DECAY,
@@ -438,6 +432,9 @@ class DPORecipe(StepSchedule):
             "warmup_steps": self._warmup_steps,
             "total_steps": self._total_steps,
             "checkpoint_every_steps": cfg.checkpoint_every_steps,
+            "eval_every_steps": cfg.eval_every_steps,
+            "early_stopping_patience": cfg.early_stopping_patience,
+            "early_stopping_min_delta": cfg.early_stopping_min_delta,
         }
 
 

@@ -299,18 +299,23 @@ class Progress:
 
 
 class StepSchedule:
-    """What the recipes share around their own forward and loss: the steps of each epoch in
-    the data order, the optimizer and the warmup + cosine schedule, cancellation, and the
-    resumable checkpoints (worker/training/checkpoint.py) with the `Progress` they resume
-    from. Each recipe has a `config` (a TrainConfig), its `_train_data` (a sized dataset), its
-    `_model` (a peft model whose trained adapter is "default") and, once set up, its
-    `_optimizer` and `_lr_scheduler`."""
+    """What the recipes share around their own forward and loss: the training loop (the steps
+    of each epoch in the data order, validation every `eval_every_steps` and at each epoch
+    end, early stopping, cancellation), the optimizer update and the warmup + cosine
+    schedule, DDP over the trained weights, the resumable checkpoints
+    (worker/training/checkpoint.py) with the `Progress` they resume from, and the final
+    adapter. Each recipe has a `config` (a TrainConfig), its `_train_data` (a sized dataset),
+    its `_valid_data` (or None), its `_model` (a peft model whose trained adapter is
+    "default") and, once set up, its `_optimizer` and `_lr_scheduler`; it supplies
+    `_train_batch` (the loss and update of one step), `_validation_metrics` and `_manifest`."""
 
     config: Any
     _train_data: Any
+    _valid_data: Any
     _model: Any
     _optimizer: torch.optim.Optimizer
     _lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    _progress: Progress
 
     def __init__(self, config: Any, reporter: Reporter, world: World):
         self.config = config
@@ -372,6 +377,148 @@ class StepSchedule:
             total_steps=self._total_steps,
         )
         return torch.optim.lr_scheduler.LambdaLR(self._optimizer, schedule)
+
+    # ------------------------------------------------------------------ training
+
+    def train(self) -> TrainResult:
+        if not self._is_set_up:
+            raise RuntimeError("call setup() before train()")
+        try:
+            return self._train()
+        finally:
+            destroy_process_group()
+
+    def _train(self) -> TrainResult:
+        cfg = self.config
+        progress = self._progress
+        stop_reason: str | None = None
+        self._model.train()
+        while progress.epoch <= cfg.n_epochs and stop_reason is None:
+            if progress.batches_done == 0:
+                self.reporter.event(f"Epoch {progress.epoch}/{cfg.n_epochs}")
+            # The data order depends on the seed and epoch alone, not on how much randomness
+            # model loading or dropout consumed, so a resumed epoch sees the same order.
+            plan = self._epoch_plan(progress.epoch)
+            for indices in plan[progress.batches_done :]:
+                # Checked before every step, so a cancel costs at most the step in flight.
+                if self._stop_requested():
+                    return self._cancelled(progress)
+                metrics = self._step(indices, progress)
+                end_of_epoch = progress.batches_done == len(plan)
+                if self._valid_data is not None and (
+                    end_of_epoch
+                    or (cfg.eval_every_steps and progress.step % cfg.eval_every_steps == 0)
+                ):
+                    metrics.update(self._validation_metrics())
+                    stop_reason = self._record_validation(progress, metrics)
+                self.reporter.metrics(metrics)
+                progress.last_metrics = metrics
+                if end_of_epoch:
+                    progress.epoch, progress.batches_done = progress.epoch + 1, 0
+                if stop_reason is not None:
+                    break
+                if end_of_epoch or progress.step % cfg.checkpoint_every_steps == 0:
+                    self._save_checkpoint(progress)
+        return self._finish(progress, stop_reason)
+
+    def _step(self, indices: list[int], progress: Progress) -> dict[str, Any]:
+        """One optimizer step on the training examples `indices` (the global batch), and the
+        step's metrics."""
+        learning_rate = self._optimizer.param_groups[0]["lr"]
+        started = time.perf_counter()
+        step_metrics, tokens = self._train_batch(indices, progress.step + 1)
+        elapsed = time.perf_counter() - started
+        progress.step += 1
+        progress.batches_done += 1
+        progress.trained_tokens += tokens
+        return {
+            "step": progress.step,
+            "total_steps": self._total_steps,
+            "epoch": progress.epoch,
+            **step_metrics,
+            "learning_rate": learning_rate,
+            "tokens_per_second": tokens / elapsed,
+            "trained_tokens": progress.trained_tokens,
+        }
+
+    def _train_batch(self, indices: list[int], step: int) -> tuple[dict[str, float], int]:
+        """The recipe's step `step` (1-based) on the global batch of training examples
+        `indices`: its metrics (train_loss, the global batch's mean, and any others) and the
+        batch's non-pad tokens. Ends with `_update`."""
+        raise NotImplementedError
+
+    def _validation_metrics(self) -> dict[str, float]:
+        """valid_loss (and any other metrics) over the whole validation set, the same on
+        every rank."""
+        raise NotImplementedError
+
+    def _update(self, loss: torch.Tensor, loss_value: float, step: int) -> float:
+        """Backpropagate `loss` (this rank's part) and take the optimizer and schedule step;
+        `loss_value` is the global batch's mean loss, checked first: no update from a NaN
+        loss. Returns that value (as a test's fault injection left it)."""
+        loss_value = self._inject_fault(step, loss_value)
+        ensure_finite_loss(loss_value, step)  # before backward: no update from a NaN loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self._trainable_parameters(), MAX_GRAD_NORM)
+        self._optimizer.step()
+        self._lr_scheduler.step()
+        self._optimizer.zero_grad(set_to_none=True)
+        return loss_value
+
+    def _inject_fault(self, step: int, loss: float) -> float:
+        faults = self.config.fault_injection or {}
+        if faults.get("out_of_memory_at_step") == step:
+            raise torch.OutOfMemoryError(f"injected out-of-memory fault at step {step}")
+        if faults.get("nan_loss_at_step") == step:
+            return math.nan
+        return loss
+
+    def _record_validation(self, progress: Progress, metrics: dict[str, Any]) -> str | None:
+        """Track the best validation loss; the stop reason once patience has run out."""
+        cfg = self.config
+        valid_loss = metrics["valid_loss"]
+        best = progress.best_valid_loss
+        if best is None or valid_loss < best - cfg.early_stopping_min_delta:
+            progress.best_valid_loss, progress.best_valid_step = valid_loss, progress.step
+            progress.evaluations_without_improvement = 0
+            return None
+        progress.evaluations_without_improvement += 1
+        patience = cfg.early_stopping_patience
+        if patience is None or progress.evaluations_without_improvement < patience:
+            return None
+        metrics["stop_reason"] = EARLY_STOPPING
+        metrics["best_valid_loss"] = best
+        metrics["best_valid_step"] = progress.best_valid_step
+        self.reporter.event(
+            f"Early stopping at step {progress.step}: the validation loss ({valid_loss:.4f}) has "
+            f"not improved on its best ({best:.4f} at step {progress.best_valid_step}) by more "
+            f"than {cfg.early_stopping_min_delta} for {patience} evaluation(s) in a row",
+            data={
+                "stop_reason": EARLY_STOPPING,
+                "step": progress.step,
+                "valid_loss": valid_loss,
+                "best_valid_loss": best,
+                "best_valid_step": progress.best_valid_step,
+                "patience": patience,
+                "min_delta": cfg.early_stopping_min_delta,
+            },
+        )
+        return EARLY_STOPPING
+
+    # ------------------------------------------------------------------ several ranks
+
+    def _data_parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        """`module` as the training forward goes through it: in DDP over the trained (LoRA)
+        weights when there are several ranks. The frozen weights and the buffers are left out
+        of DDP's start-up broadcast and gradient all-reduce: every rank loaded the same ones
+        from disk."""
+        if not self.world.is_distributed:
+            return module
+        frozen = [name for name, p in module.named_parameters() if not p.requires_grad]
+        frozen += [name for name, _ in module.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
+        device_ids = [self.world.local_rank] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
 
     # ------------------------------------------------------------------ stop and resume
 
@@ -478,6 +625,51 @@ class StepSchedule:
         )
         self.reporter.checkpoint(progress.step, progress.last_metrics, str(checkpoint.path))
 
+    # ------------------------------------------------------------------ the result
+
+    def _finish(self, progress: Progress, stop_reason: str | None) -> TrainResult:
+        final_loss = progress.last_metrics["train_loss"]
+        manifest = None
+        # Sharded: every rank gathers the adapter's weights, rank 0 writes them.
+        adapter_state = full_trainable_state(self._model) if self._sharded else None
+        if self.world.is_main:
+            manifest = self._manifest(progress.trained_tokens, final_loss, stop_reason)
+            self._save_adapter(self.config.adapter_dir, manifest, adapter_state)
+        barrier(self.world)
+        self.reporter.event(
+            "Training complete"
+            + (" (stopped early: validation loss stopped improving)" if stop_reason else ""),
+            data={
+                "steps": progress.step,
+                "trained_tokens": progress.trained_tokens,
+                "final_loss": final_loss,
+                "stop_reason": stop_reason,
+            },
+        )
+        return TrainResult(
+            status="succeeded",
+            trained_tokens=progress.trained_tokens,
+            steps=progress.step,
+            adapter_dir=self.config.adapter_dir,
+            manifest=manifest,
+            final_loss=final_loss,
+            stop_reason=stop_reason,
+            resumed_from_step=self._resumed_from_step,
+        )
+
+    def _save_adapter(
+        self,
+        target: Path,
+        manifest: dict[str, Any] | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        save_adapter(self._model, target, manifest, state_dict=state_dict)
+
+    def _manifest(
+        self, trained_tokens: int, final_loss: float, stop_reason: str | None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
 
 class SFTRecipe(StepSchedule):
     """Under torchrun (world size > 1) every rank runs this recipe on its own device and its
@@ -556,20 +748,13 @@ class SFTRecipe(StepSchedule):
 
     def _setup_data_parallel(self) -> torch.nn.Module:
         """The model the training forward goes through: with several ranks, DDP over the LoRA
-        weights, or the whole model sharded (FSDP; worker/training/sharding.py). The frozen
-        base weights are left out of DDP's start-up broadcast: every rank loaded the same
-        ones from disk."""
+        weights (`_data_parallel`), or the whole model sharded (FSDP;
+        worker/training/sharding.py)."""
         # The packed loss runs the decoder and head itself: DDP wraps it, not the model.
         module: torch.nn.Module = PackedLoss(self._model) if self.config.packing else self._model
-        if not self.world.is_distributed:
-            return module
         if self._sharded:
             return shard_model(module, self._decoder_layers())
-        frozen = [name for name, p in module.named_parameters() if not p.requires_grad]
-        frozen += [name for name, _ in module.named_buffers()]
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
-        device_ids = [self.world.local_rank] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+        return self._data_parallel(module)
 
     def _decoder_layers(self) -> list[torch.nn.Module]:
         """The model's repeated blocks (what transformers never splits across devices)."""
@@ -661,108 +846,14 @@ class SFTRecipe(StepSchedule):
 
     # ------------------------------------------------------------------ training
 
-    def train(self) -> TrainResult:
-        if not self._is_set_up:
-            raise RuntimeError("call setup() before train()")
-        try:
-            return self._train()
-        finally:
-            destroy_process_group()
-
-    def _train(self) -> TrainResult:
-        cfg = self.config
-        progress = self._progress
-        stop_reason: str | None = None
-        self._model.train()
-        while progress.epoch <= cfg.n_epochs and stop_reason is None:
-            if progress.batches_done == 0:
-                self.reporter.event(f"Epoch {progress.epoch}/{cfg.n_epochs}")
-            # The data order depends on the seed and epoch alone, not on how much randomness
-            # model loading or dropout consumed, so a resumed epoch sees the same order.
-            plan = self._epoch_plan(progress.epoch)
-            for indices in plan[progress.batches_done :]:
-                # Checked before every step, so a cancel costs at most the step in flight.
-                if self._stop_requested():
-                    return self._cancelled(progress)
-                metrics = self._step([self._train_data.examples[i] for i in indices], progress)
-                end_of_epoch = progress.batches_done == len(plan)
-                if self._valid_data is not None and (
-                    end_of_epoch
-                    or (cfg.eval_every_steps and progress.step % cfg.eval_every_steps == 0)
-                ):
-                    metrics["valid_loss"] = self._validation_loss()
-                    stop_reason = self._record_validation(progress, metrics)
-                self.reporter.metrics(metrics)
-                progress.last_metrics = metrics
-                if end_of_epoch:
-                    progress.epoch, progress.batches_done = progress.epoch + 1, 0
-                if stop_reason is not None:
-                    break
-                if end_of_epoch or progress.step % cfg.checkpoint_every_steps == 0:
-                    self._save_checkpoint(progress)
-        return self._finish(progress, stop_reason)
-
-    def _step(self, examples: list[TokenizedExample], progress: Progress) -> dict[str, Any]:
-        learning_rate = self._optimizer.param_groups[0]["lr"]
+    def _train_batch(self, indices: list[int], step: int) -> tuple[dict[str, float], int]:
+        examples = [self._train_data.examples[i] for i in indices]
         tokens = sum(len(example) for example in examples)  # never padding
-        started = time.perf_counter()
-        loss = self._train_step(examples, progress.step + 1)
-        elapsed = time.perf_counter() - started
-        progress.step += 1
-        progress.batches_done += 1
-        progress.trained_tokens += tokens
-        return {
-            "step": progress.step,
-            "total_steps": self._total_steps,
-            "epoch": progress.epoch,
-            "train_loss": loss,
-            "learning_rate": learning_rate,
-            "tokens_per_second": tokens / elapsed,
-            "trained_tokens": progress.trained_tokens,
-        }
-
-    def _record_validation(self, progress: Progress, metrics: dict[str, Any]) -> str | None:
-        """Track the best validation loss; the stop reason once patience has run out."""
-        cfg = self.config
-        valid_loss = metrics["valid_loss"]
-        best = progress.best_valid_loss
-        if best is None or valid_loss < best - cfg.early_stopping_min_delta:
-            progress.best_valid_loss, progress.best_valid_step = valid_loss, progress.step
-            progress.evaluations_without_improvement = 0
-            return None
-        progress.evaluations_without_improvement += 1
-        patience = cfg.early_stopping_patience
-        if patience is None or progress.evaluations_without_improvement < patience:
-            return None
-        metrics["stop_reason"] = EARLY_STOPPING
-        metrics["best_valid_loss"] = best
-        metrics["best_valid_step"] = progress.best_valid_step
-        self.reporter.event(
-            f"Early stopping at step {progress.step}: the validation loss ({valid_loss:.4f}) has "
-            f"not improved on its best ({best:.4f} at step {progress.best_valid_step}) by more "
-            f"than {cfg.early_stopping_min_delta} for {patience} evaluation(s) in a row",
-            data={
-                "stop_reason": EARLY_STOPPING,
-                "step": progress.step,
-                "valid_loss": valid_loss,
-                "best_valid_loss": best,
-                "best_valid_step": progress.best_valid_step,
-                "patience": patience,
-                "min_delta": cfg.early_stopping_min_delta,
-            },
-        )
-        return EARLY_STOPPING
+        return {"train_loss": self._train_step(examples, step)}, tokens
 
     def _train_step(self, examples: list[TokenizedExample], step: int) -> float:
         loss, loss_value = self._loss(examples)
-        loss_value = self._inject_fault(step, loss_value)
-        ensure_finite_loss(loss_value, step)  # before backward: no update from a NaN loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self._trainable_parameters(), MAX_GRAD_NORM)
-        self._optimizer.step()
-        self._lr_scheduler.step()
-        self._optimizer.zero_grad(set_to_none=True)
-        return loss_value
+        return self._update(loss, loss_value, step)
 
     def _loss(self, examples: list[TokenizedExample]) -> tuple[torch.Tensor, float]:
         """The loss to backpropagate, and the mean loss of the whole (global) batch."""
@@ -810,13 +901,8 @@ class SFTRecipe(StepSchedule):
         [global_mean] = all_sum([loss.item()], self.world, self.device)
         return loss * self.world.world_size, global_mean
 
-    def _inject_fault(self, step: int, loss: float) -> float:
-        faults = self.config.fault_injection or {}
-        if faults.get("out_of_memory_at_step") == step:
-            raise torch.OutOfMemoryError(f"injected out-of-memory fault at step {step}")
-        if faults.get("nan_loss_at_step") == step:
-            return math.nan
-        return loss
+    def _validation_metrics(self) -> dict[str, float]:
+        return {"valid_loss": self._validation_loss()}
 
     @torch.no_grad()
     def _validation_loss(self) -> float:
@@ -862,44 +948,6 @@ class SFTRecipe(StepSchedule):
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
         ).loss
         return padded_loss.item(), batch.trainable_tokens
-
-    def _finish(self, progress: Progress, stop_reason: str | None) -> TrainResult:
-        final_loss = progress.last_metrics["train_loss"]
-        manifest = None
-        # Sharded: every rank gathers the adapter's weights, rank 0 writes them.
-        adapter_state = full_trainable_state(self._model) if self._sharded else None
-        if self.world.is_main:
-            manifest = self._manifest(progress.trained_tokens, final_loss, stop_reason)
-            self._save_adapter(self.config.adapter_dir, manifest, adapter_state)
-        barrier(self.world)
-        self.reporter.event(
-            "Training complete"
-            + (" (stopped early: validation loss stopped improving)" if stop_reason else ""),
-            data={
-                "steps": progress.step,
-                "trained_tokens": progress.trained_tokens,
-                "final_loss": final_loss,
-                "stop_reason": stop_reason,
-            },
-        )
-        return TrainResult(
-            status="succeeded",
-            trained_tokens=progress.trained_tokens,
-            steps=progress.step,
-            adapter_dir=self.config.adapter_dir,
-            manifest=manifest,
-            final_loss=final_loss,
-            stop_reason=stop_reason,
-            resumed_from_step=self._resumed_from_step,
-        )
-
-    def _save_adapter(
-        self,
-        target: Path,
-        manifest: dict[str, Any] | None = None,
-        state_dict: dict[str, torch.Tensor] | None = None,
-    ) -> None:
-        save_adapter(self._model, target, manifest, state_dict=state_dict)
 
     def _manifest(
         self, trained_tokens: int, final_loss: float, stop_reason: str | None

@@ -22,11 +22,8 @@ def _supervised(config: dict[str, Any], reporter: "Reporter") -> Recipe:
 
 
 def _dpo(config: dict[str, Any], reporter: "Reporter") -> Recipe:
-    from worker.training.distributed import world_from_env
     from worker.training.dpo import DPOConfig, DPORecipe
 
-    if world_from_env().is_distributed:
-        raise ValueError("preference tuning (dpo) trains on one GPU; n_gpus must be 1")
     return DPORecipe(DPOConfig.from_dict(config), reporter)
 
 

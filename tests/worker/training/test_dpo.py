@@ -214,3 +214,15 @@ def test_should_stop_is_honoured_before_the_next_step(
     assert result.final_loss == reporter.metrics_log[0]["train_loss"]
     assert not (tmp_path / "adapter").exists()
     assert reporter.events[-1][0] == "Training stopped on request before step 2"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"packing": True}, {"gradient_checkpointing": True}, {"parallelism": "fsdp"}],
+)
+def test_settings_preference_tuning_does_not_take_are_refused(
+    model_dir: Path, pairs_path: Path, tmp_path: Path, overrides: dict[str, Any]
+) -> None:
+    setting = next(iter(overrides))
+    with pytest.raises(ValueError, match=setting):
+        make_config(model_dir, pairs_path, tmp_path, **overrides)

@@ -203,11 +203,3 @@ def test_padded_two_rank_steps_are_the_single_process_steps(
     assert ranks[0]["losses"] == pytest.approx(reporter.losses, rel=1e-4)
     assert_same_adapter(adapter(two), adapter(one))
     assert ranks[0]["manifest"]["hyperparameters"]["packing"] is False
-
-
-def test_dpo_refuses_to_run_on_several_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker.training.recipes import make_recipe
-
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ValueError, match="n_gpus must be 1"):
-        make_recipe({"method": "dpo"}, RecordingReporter())

@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 
 from tests.worker.training.test_recipe import RecordingReporter
+from worker.training.distributed import World
 from worker.training.dpo import DPORecipe
-from worker.training.recipe import SFTRecipe
+from worker.training.recipe import SFTRecipe, SilentReporter
 from worker.training.recipes import make_recipe
 
 
@@ -30,6 +31,18 @@ def test_no_method_means_supervised(tmp_path: Path) -> None:
 def test_dpo_gets_the_dpo_recipe_with_its_beta(tmp_path: Path) -> None:
     recipe = make_recipe(config(tmp_path, method="dpo", beta=0.3), RecordingReporter())
     assert isinstance(recipe, DPORecipe) and recipe.config.beta == 0.3
+
+
+def test_under_torchrun_dpo_gets_a_recipe_of_its_rank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    recipe = make_recipe(config(tmp_path, method="dpo"), RecordingReporter())
+    assert isinstance(recipe, DPORecipe)
+    assert recipe.world == World(rank=1, world_size=2, local_rank=1)
+    assert isinstance(recipe.reporter, SilentReporter)  # rank 0 alone reports
 
 
 def test_beta_is_not_a_supervised_setting(tmp_path: Path) -> None:
