@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from safetensors.torch import load_file
 
 from app.config import get_settings
 from app.db import session_scope
@@ -73,6 +74,26 @@ def test_a_two_gpu_worker_trains_a_two_gpu_dpo_job(tenant_id: str, tmp_path: Pat
     assert sum(m.startswith("Model loaded") for m in messages) == 1  # rank 0 alone reports
     # 16 pairs in global batches of 5: the last one holds a single pair, rank 1 scores none.
     assert sum(m.startswith("Step ") for m in messages) == 4
+
+
+def test_a_two_gpu_worker_trains_a_sharded_job(tenant_id: str, tmp_path: Path) -> None:
+    """`parallelism: "fsdp"` reaches the recipe: each rank holds half of the NF4 model, and
+    the adapter is gathered from the shards into one servable adapter."""
+    sharded = queued_job(tenant_id, n_gpus=2, parallelism="fsdp", lora_dropout=0.0)
+    env = {"LORAPLEX_WORKER_GPUS": "2", "GLOO_SOCKET_IFNAME": "lo"}
+    with gpu_worker(tmp_path / "worker.log", env):
+        wait_until(lambda: job(sharded).status in ("succeeded", "failed"), 600, "the FSDP job")
+    trained = job(sharded)
+    log = get_storage().path(f"jobs/{tenant_id}/{sharded}/train.log")
+    assert trained.status == "succeeded", (trained.error, log.read_text()[-3000:])
+    with session_scope() as session:
+        adapter = session.query(Adapter).filter_by(job_id=sharded).one()
+        manifest, key = adapter.manifest, adapter.storage_key
+    hyperparameters = manifest["hyperparameters"]
+    assert hyperparameters["n_gpus"] == 2 and hyperparameters["parallelism"] == "fsdp"
+    weights = load_file(get_storage().path(key) / "adapter_model.safetensors")
+    assert weights and all(not name.endswith(".default.weight") for name in weights)
+    assert any("lora_B" in name and t.abs().max() > 0 for name, t in weights.items())
 
 
 def test_a_requeued_job_goes_back_to_the_queue_of_its_gpus(tenant_id: str) -> None:
