@@ -1195,6 +1195,12 @@ export interface components {
              */
             packing?: false;
             /**
+             * Parallelism
+             * @default ddp
+             * @enum {string}
+             */
+            parallelism?: "ddp" | "fsdp";
+            /**
              * Quantization
              * @default nf4
              * @enum {string}
@@ -1569,6 +1575,12 @@ export interface components {
              * @default true
              */
             packing?: boolean;
+            /**
+             * Parallelism
+             * @default ddp
+             * @enum {string}
+             */
+            parallelism?: "ddp" | "fsdp";
             /**
              * Quantization
              * @default nf4

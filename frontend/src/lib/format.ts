@@ -63,6 +63,17 @@ export function statusLabel(status: string): string {
   return STATUS_LABELS[status] ?? status.replace(/_/g, " ");
 }
 
+/** How a job on several GPUs splits the work (hyperparameter `parallelism`). */
+export type Parallelism = "ddp" | "fsdp";
+export const PARALLELISM_LABELS: Record<Parallelism, string> = {
+  ddp: "Data parallel (DDP)",
+  fsdp: "Sharded (FSDP)",
+};
+
+export function parallelismLabel(value: string): string {
+  return PARALLELISM_LABELS[value as Parallelism] ?? value;
+}
+
 /** Seconds → "45 s", "3 min", "1 h 20 min". */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return "—";

@@ -16,7 +16,14 @@ import {
 import { StatusBadge } from "../components/StatusBadge";
 import { Empty, ErrorMessage, Loading } from "../components/States";
 import { usePageTitle } from "../hooks/usePageTitle";
-import { formatDuration, formatNumber, formatTimestamp, isoTimestamp } from "../lib/format";
+import {
+  formatDuration,
+  formatNumber,
+  formatTimestamp,
+  isoTimestamp,
+  PARALLELISM_LABELS,
+  type Parallelism,
+} from "../lib/format";
 import { Link, useRouter, useSearchParam } from "../router";
 
 const LIST_POLL_MS = 5000;
@@ -27,6 +34,8 @@ const ADVANCED_FIELDS = [
   "batch_size",
   "learning_rate_multiplier",
   "max_seq_length",
+  "n_gpus",
+  "parallelism",
 ];
 // The server's defaults (docs/api.md, "Hyperparameters"), shown as placeholders.
 export const DEFAULT_EPOCHS = 3;
@@ -127,6 +136,8 @@ function NewJobForm() {
   const [validationFile, setValidationFile] = useState("");
   const [batchSize, setBatchSize] = useState("");
   const [lrMultiplier, setLrMultiplier] = useState("");
+  const [nGpus, setNGpus] = useState("");
+  const [parallelism, setParallelism] = useState<Parallelism>("ddp");
   const [submitting, setSubmitting] = useState(false);
   const [error, setError] = useState<{ message: string; field: string | null } | null>(null);
 
@@ -194,6 +205,20 @@ function NewJobForm() {
       }
       hyperparameters[key] = n;
     }
+    const gpus = parseOptionalNumber(nGpus);
+    if (gpus !== undefined && !(Number.isInteger(gpus) && gpus > 0)) {
+      setError({ message: "GPUs must be a positive whole number.", field: "n_gpus" });
+      return;
+    }
+    if (parallelism === "fsdp" && (gpus === undefined || gpus < 2)) {
+      setError({
+        message: "Sharded (FSDP) needs 2 or more GPUs: set GPUs to at least 2, or choose Data parallel (DDP).",
+        field: "parallelism",
+      });
+      return;
+    }
+    if (gpus !== undefined) hyperparameters.n_gpus = gpus;
+    if ((gpus !== undefined && gpus >= 2) || parallelism === "fsdp") hyperparameters.parallelism = parallelism;
     setSubmitting(true);
     try {
       const job = await createJob({
@@ -408,6 +433,38 @@ function NewJobForm() {
             invalid={invalid("max_seq_length")}
             describedBy={errorFor("max_seq_length")}
           />
+          <NumberField
+            id={fieldId("n_gpus")}
+            label="GPUs"
+            value={nGpus}
+            onChange={setNGpus}
+            min={1}
+            max={8}
+            step={1}
+            placeholder="1"
+            invalid={invalid("n_gpus")}
+            describedBy={errorFor("n_gpus")}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor={fieldId("parallelism")}>Parallelism</label>
+          <select
+            id={fieldId("parallelism")}
+            value={parallelism}
+            onChange={(e) => setParallelism(e.target.value as Parallelism)}
+            aria-invalid={invalid("parallelism")}
+            aria-describedby={[errorFor("parallelism"), `${fieldId("parallelism")}-hint`].filter(Boolean).join(" ")}
+          >
+            {(Object.keys(PARALLELISM_LABELS) as Parallelism[]).map((p) => (
+              <option key={p} value={p}>
+                {PARALLELISM_LABELS[p]}
+              </option>
+            ))}
+          </select>
+          <p className="hint" id={`${fieldId("parallelism")}-hint`}>
+            DDP copies the model to every GPU, the fastest when it fits; FSDP shards it across the
+            GPUs for a model that does not fit one and needs 2 or more GPUs.
+          </p>
         </div>
       </details>
 

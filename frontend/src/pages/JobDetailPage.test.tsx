@@ -65,6 +65,27 @@ describe("JobDetailPage", () => {
     expect(streams).toHaveLength(1);
   });
 
+  it.each([
+    { hp: { n_gpus: 2, parallelism: "fsdp" }, gpus: "2", parallelism: "Sharded (FSDP)" },
+    { hp: { n_gpus: 4, parallelism: "ddp" }, gpus: "4", parallelism: "Data parallel (DDP)" },
+    // One GPU splits nothing: no parallelism row.
+    { hp: { n_gpus: 1, parallelism: "ddp" }, gpus: "1", parallelism: null },
+  ])("lists GPUs $gpus and parallelism $parallelism among the hyperparameters", async ({ hp, gpus, parallelism }) => {
+    const job = makeJob("succeeded", { hyperparameters: { n_epochs: 1, batch_size: 2, learning_rate_multiplier: 1, lora_r: 8, ...hp } });
+    mockFetch((path) => {
+      if (path === "/v1/fine_tuning/jobs/ftjob-1/events") return sseResponse([["job", job]]);
+      if (path === "/v1/fine_tuning/jobs/ftjob-1/checkpoints") return jsonResponse({ object: "list", has_more: false, data: [] });
+      return jsonResponse({ error: { message: "nope", type: "x", param: null, code: null } }, 404);
+    });
+    renderWithProviders(<JobDetailPage jobId="ftjob-1" />);
+
+    const fact = (term: string) => screen.queryByText(term, { selector: "dt" })?.nextElementSibling ?? null;
+    await vi.waitFor(() => expect(fact("GPUs")).toHaveTextContent(gpus));
+    expect(fact("LoRA rank")).toHaveTextContent("8");
+    if (parallelism) expect(fact("Parallelism")).toHaveTextContent(parallelism);
+    else expect(screen.queryByText("Parallelism", { selector: "dt" })).not.toBeInTheDocument();
+  });
+
   it("shows the API's error message when the job does not exist", async () => {
     mockFetch(() =>
       jsonResponse(

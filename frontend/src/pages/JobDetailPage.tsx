@@ -23,6 +23,7 @@ import {
   formatNumber,
   formatTimestamp,
   isoTimestamp,
+  parallelismLabel,
   statusLabel,
 } from "../lib/format";
 import { Link } from "../router";
@@ -368,6 +369,14 @@ function hyperparameterRows(hp: Record<string, unknown> | null): [string, string
     ["LoRA dropout", hp.lora_dropout],
     ["Max sequence length", hp.max_seq_length],
     ["Quantization", hp.quantization],
+    ["GPUs", hp.n_gpus],
+    // A job on one GPU does not split its work: its default "ddp" says nothing.
+    [
+      "Parallelism",
+      typeof hp.parallelism === "string" && (Number(hp.n_gpus ?? 1) > 1 || hp.parallelism !== "ddp")
+        ? parallelismLabel(hp.parallelism)
+        : null,
+    ],
   ];
   return rows.flatMap(([k, v]) => {
     const s = show(v);
