@@ -7,31 +7,32 @@ rank 0 reports and writes.
 still take part in DDP's gradient all-reduce (a rank that skipped it would hang the other).
 3 validation pairs in batches of 2: rank 0 scores the first batch, rank 1 the second."""
 
-import json
-import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
+from tests.worker.training.ranks import (
+    WORLD,
+    adapter,
+    assert_same_adapter,
+    finish_rank,
+    join_world,
+    run_ranks,
+)
 from tests.worker.training.test_dpo import make_config, shout_preference
 from tests.worker.training.test_recipe import RecordingReporter, write_jsonl
-from tests.worker.training.test_recipe_ddp import adapter, assert_same_adapter, free_port
 from worker.training import recipe as recipe_module
-from worker.training.distributed import World, exit_without_teardown
+from worker.training.distributed import World
 from worker.training.dpo import DPOConfig, DPORecipe
 
-WORLD = 2
 WORDS = "apple river stone cloud tiger".split()
 VALIDATION_WORDS = ("banana", "mountain", "guitar")
 BATCH_SIZE = 2
 STEPS = 3
 EVAL_EVERY = 2  # validation at step 2 and at the end of the epoch (step 3)
-RANKS_TIMEOUT_S = 600
 REPORTED = ("train_loss", "rewards/chosen", "rewards/rejected", "rewards/margins")
 
 
@@ -89,35 +90,13 @@ def run_recipe(values: dict[str, Any], world: World | None) -> tuple[Any, dict[s
 
 
 def rank_main(rank: int, port: int, values: dict[str, Any]) -> None:
-    os.environ.update(
-        {
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(WORLD),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "GLOO_SOCKET_IFNAME": "lo",
-        }
-    )
-    torch.set_num_threads(1)
+    join_world(rank, port)
     _, record = run_recipe(values, None)  # the world from the environment, as under torchrun
-    Path(values["output_dir"], f"rank{rank}.json").write_text(json.dumps(record))
-    exit_without_teardown()  # freeing the recipe's DDP model on return can deadlock gloo
+    finish_rank(values["output_dir"], rank, record)
 
 
 def run_two_ranks(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Both ranks to the end; a rank that hangs (a missed collective) fails the test."""
-    context = mp.spawn(rank_main, args=(free_port(), values), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + RANKS_TIMEOUT_S
-    while not context.join(timeout=5):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the ranks did not finish within {RANKS_TIMEOUT_S} s")
-    return [
-        json.loads(Path(values["output_dir"], f"rank{rank}.json").read_text())
-        for rank in range(WORLD)
-    ]
+    return run_ranks(rank_main, values["output_dir"], values)
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,20 @@ examples side by side in a rank's row than in the single process's, and bf16 mat
 of other shapes round differently (0.15 % on a loss here), which the tolerances below, meant
 for summation order alone, would not allow. In float32 the two agree to 2e-7."""
 
-import json
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.multiprocessing as mp
-from safetensors.torch import load_file
 
+from tests.worker.training.ranks import (
+    WORLD,
+    adapter,
+    assert_same_adapter,
+    finish_rank,
+    join_world,
+    run_ranks,
+)
 from tests.worker.training.test_recipe import (
     RecordingReporter,
     make_config,
@@ -25,21 +28,13 @@ from tests.worker.training.test_recipe import (
     write_jsonl,
 )
 from worker.training import recipe as recipe_module
-from worker.training.distributed import World, exit_without_teardown
+from worker.training.distributed import World
 from worker.training.recipe import SFTRecipe, TrainConfig
 
-WORLD = 2
 # 9 examples in batches of 4: the last batch has one row, so one rank trains on nothing there.
 WORDS = "apple river stone cloud tiger piano garden rocket silver".split()
 BATCH_SIZE = 4
 STEPS = 3
-ADAPTER = "adapter_model.safetensors"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def config_values(
@@ -75,17 +70,7 @@ def build_config(values: dict[str, Any], **overrides: Any) -> Any:
 
 
 def rank_main(rank: int, port: int, values: dict[str, Any], stop_after: int | None) -> None:
-    os.environ.update(
-        {
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(WORLD),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "GLOO_SOCKET_IFNAME": "lo",
-        }
-    )
-    torch.set_num_threads(1)
+    join_world(rank, port)
     reporter = RecordingReporter(stop_after_steps=stop_after)
     recipe = float32_recipe(build_config(values), reporter)
     recipe.setup()
@@ -99,16 +84,11 @@ def rank_main(rank: int, port: int, values: dict[str, Any], stop_after: int | No
         "manifest": result.manifest,
         "resumed_from_step": result.resumed_from_step,
     }
-    Path(values["output_dir"], f"rank{rank}.json").write_text(json.dumps(record))
-    exit_without_teardown()  # freeing the recipe's DDP model on return can deadlock gloo
+    finish_rank(values["output_dir"], rank, record)
 
 
 def run_two_ranks(values: dict[str, Any], stop_after: int | None = None) -> list[dict[str, Any]]:
-    mp.spawn(rank_main, args=(free_port(), values, stop_after), nprocs=WORLD, join=True)
-    return [
-        json.loads(Path(values["output_dir"], f"rank{rank}.json").read_text())
-        for rank in range(WORLD)
-    ]
+    return run_ranks(rank_main, values["output_dir"], values, stop_after)
 
 
 @pytest.fixture(scope="module")
@@ -135,20 +115,6 @@ def single(model_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFac
 def double(model_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     values = config_values(model_dir, data_dir, tmp_path_factory.mktemp("double"))
     return values, run_two_ranks(values)
-
-
-def adapter(values: dict[str, Any], sub: str = "adapter") -> dict[str, torch.Tensor]:
-    return load_file(Path(values["output_dir"], sub, ADAPTER))
-
-
-def assert_same_adapter(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
-    """Equal up to float summation order. Compared per tensor by norm: Adam divides by the
-    gradient's magnitude, so a gradient element near zero can turn a 1e-9 difference into a
-    visible one in that single weight."""
-    assert got.keys() == expected.keys()
-    for name, tensor in expected.items():
-        error = float((got[name] - tensor).norm() / tensor.norm().clamp_min(1e-12))
-        assert error < 1e-3, (name, error)
 
 
 def test_two_ranks_take_the_single_process_steps(single: Any, double: Any) -> None:

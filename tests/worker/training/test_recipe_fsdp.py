@@ -6,27 +6,25 @@ from its checkpoint (adapter and optimizer state gathered whole, put back into t
 
 In float32, as tests/worker/training/test_recipe_ddp.py and for the same reason."""
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch.distributed.tensor import DTensor
 
-from tests.worker.training.test_recipe import RecordingReporter, make_config, shout, write_jsonl
-from tests.worker.training.test_recipe_ddp import (
-    WORDS,
+from tests.worker.training.ranks import (
+    WORLD,
     adapter,
     assert_same_adapter,
-    float32_recipe,
-    free_port,
+    finish_rank,
+    join_world,
+    run_ranks,
 )
-from worker.training.distributed import World, exit_without_teardown
+from tests.worker.training.test_recipe import RecordingReporter, make_config, shout, write_jsonl
+from tests.worker.training.test_recipe_ddp import WORDS, float32_recipe
+from worker.training.distributed import World
 
-WORLD = 2
 BATCH_SIZE = 4
 STEPS = 3  # 9 examples in batches of 4: one rank trains on nothing in the last step
 
@@ -56,17 +54,7 @@ def sharded_fraction(model: torch.nn.Module) -> float:
 
 
 def rank_main(rank: int, port: int, values: dict[str, Any], stop_after: int | None) -> None:
-    os.environ.update(
-        {
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(WORLD),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "GLOO_SOCKET_IFNAME": "lo",
-        }
-    )
-    torch.set_num_threads(1)
+    join_world(rank, port)
     reporter = RecordingReporter(stop_after_steps=stop_after)
     recipe = float32_recipe(build_config(values, "fsdp"), reporter)
     recipe.setup()
@@ -83,16 +71,11 @@ def rank_main(rank: int, port: int, values: dict[str, Any], stop_after: int | No
         "resumed_from_step": result.resumed_from_step,
         "sharded_fraction": fraction,
     }
-    Path(values["output_dir"], f"rank{rank}.json").write_text(json.dumps(record))
-    exit_without_teardown()
+    finish_rank(values["output_dir"], rank, record)
 
 
 def run_two_ranks(values: dict[str, Any], stop_after: int | None = None) -> list[dict[str, Any]]:
-    mp.spawn(rank_main, args=(free_port(), values, stop_after), nprocs=WORLD, join=True)
-    return [
-        json.loads(Path(values["output_dir"], f"rank{rank}.json").read_text())
-        for rank in range(WORLD)
-    ]
+    return run_ranks(rank_main, values["output_dir"], values, stop_after)
 
 
 def config_values(model_dir: Path, data_dir: Path, output_dir: Path) -> dict[str, Any]:
