@@ -72,20 +72,6 @@ MODELS: dict[str, dict[str, Any]] = {
         rms_norm_eps=1e-5,
         rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
     ),
-    # Llama-3.1-8B's layer 80 times (18.5 B parameters; NF4 weights about 11 GB): a model
-    # whose whole-model-per-GPU training needs more memory than a smaller card has
-    # (recipe_parallel.py's --cap-gb), for sharding.
-    "llama-8b-80l": dict(
-        vocab_size=128256,
-        hidden_size=4096,
-        intermediate_size=14336,
-        num_hidden_layers=80,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        max_position_embeddings=131072,
-        rms_norm_eps=1e-5,
-        rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
-    ),
     "tiny": dict(
         vocab_size=2048,
         hidden_size=256,
@@ -98,6 +84,10 @@ MODELS: dict[str, dict[str, Any]] = {
         rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
     ),
 }
+# Llama-3.1-8B's layer 80 times (18.5 B parameters; NF4 weights about 11 GB): a model whose
+# whole-model-per-GPU training needs more memory than a smaller card has (recipe_parallel.py's
+# --cap-gb), for sharding.
+MODELS["llama-8b-80l"] = {**MODELS["llama-3.1-8b"], "num_hidden_layers": 80}
 
 
 @dataclass(frozen=True)

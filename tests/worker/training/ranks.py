@@ -75,6 +75,35 @@ def run_ranks(
     ]
 
 
+def assert_rank_zero_alone_wrote(
+    values: dict[str, Any], ranks: list[dict[str, Any]], checkpoints: list[int], reported: str
+) -> dict[str, Any]:
+    """Rank 0 alone reported (events, the `reported` list of step records, checkpoints) and
+    wrote the checkpoints and the adapter's manifest; the manifest, for more checks."""
+    main, *others = ranks
+    assert main["events"] > 0 and main[reported] and main["checkpoints"] == checkpoints
+    for other in others:
+        assert other["events"] == 0 and other[reported] == [] and other["checkpoints"] == []
+        assert other["manifest"] is None
+    assert main["manifest"]["hyperparameters"]["n_gpus"] == len(ranks)
+    steps = sorted(p.name for p in Path(values["output_dir"], "checkpoints").iterdir())
+    assert steps == [f"step-{step}" for step in checkpoints]
+    manifest: dict[str, Any] = main["manifest"]
+    return manifest
+
+
+def stop_and_resume(
+    run: Callable[..., list[dict[str, Any]]], values: dict[str, Any], stop_after: int
+) -> list[dict[str, Any]]:
+    """The ranks stopped on request (rank 0's reporter) after `stop_after` steps, then run
+    again on the same output directory: each resumes from that step's checkpoint."""
+    stopped = run(values, stop_after=stop_after)
+    assert [r["status"] for r in stopped] == ["cancelled"] * len(stopped)
+    resumed = run(values)
+    assert [r["resumed_from_step"] for r in resumed] == [stop_after] * len(resumed)
+    return resumed
+
+
 def adapter(values: dict[str, Any], sub: str = "adapter") -> dict[str, torch.Tensor]:
     """The adapter weights a run wrote under its output directory (`sub`: a checkpoint)."""
     return load_file(Path(values["output_dir"], sub, ADAPTER))

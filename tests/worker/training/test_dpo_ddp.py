@@ -17,6 +17,7 @@ import torch
 from tests.worker.training.ranks import (
     WORLD,
     adapter,
+    assert_rank_zero_alone_wrote,
     assert_same_adapter,
     finish_rank,
     join_world,
@@ -198,14 +199,8 @@ def test_two_ranks_train_the_single_process_adapter(single: Any, double: Any) ->
 
 def test_only_rank_zero_reports_and_writes(double: Any) -> None:
     values, ranks = double
-    main, other = ranks
-    assert main["events"] > 0 and main["metrics"] and main["checkpoints"] == [2, 3]
-    assert other["events"] == 0 and other["metrics"] == [] and other["checkpoints"] == []
-    assert main["manifest"]["hyperparameters"]["n_gpus"] == WORLD
-    assert main["manifest"]["method"] == "dpo"
-    assert other["manifest"] is None
-    steps = sorted(p.name for p in Path(values["output_dir"], "checkpoints").iterdir())
-    assert steps == ["step-2", "step-3"]
+    manifest = assert_rank_zero_alone_wrote(values, ranks, [2, 3], "metrics")
+    assert manifest["method"] == "dpo"
 
 
 def test_from_an_adapter_two_ranks_take_the_single_process_steps(

@@ -14,12 +14,13 @@ import pytest
 import torch
 
 from tests.worker.training.ranks import (
-    WORLD,
     adapter,
+    assert_rank_zero_alone_wrote,
     assert_same_adapter,
     finish_rank,
     join_world,
     run_ranks,
+    stop_and_resume,
 )
 from tests.worker.training.test_recipe import (
     RecordingReporter,
@@ -136,23 +137,14 @@ def test_two_ranks_train_the_single_process_adapter(single: Any, double: Any) ->
 
 def test_only_rank_zero_reports_and_writes(double: Any) -> None:
     values, ranks = double
-    main, other = ranks
-    assert main["events"] > 0 and main["losses"] and main["checkpoints"] == [2, 3]
-    assert other["events"] == 0 and other["losses"] == [] and other["checkpoints"] == []
-    assert main["manifest"]["hyperparameters"]["n_gpus"] == WORLD
-    assert other["manifest"] is None
-    steps = sorted(p.name for p in Path(values["output_dir"], "checkpoints").iterdir())
-    assert steps == ["step-2", "step-3"]
+    assert_rank_zero_alone_wrote(values, ranks, [2, 3], "losses")
 
 
 def test_a_two_rank_run_resumes_from_its_checkpoint(
     single: Any, model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     values = config_values(model_dir, data_dir, tmp_path)
-    stopped = run_two_ranks(values, stop_after=2)  # rank 0's reporter asks both to stop
-    assert [r["status"] for r in stopped] == ["cancelled", "cancelled"]
-    resumed = run_two_ranks(values)
-    assert [r["resumed_from_step"] for r in resumed] == [2, 2]
+    resumed = stop_and_resume(run_two_ranks, values, stop_after=2)
     assert resumed[0]["losses"] == pytest.approx(single[1].losses[2:], rel=1e-4)
     assert_same_adapter(adapter(values), adapter(single[0]))
 

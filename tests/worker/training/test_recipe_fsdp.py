@@ -14,12 +14,13 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from tests.worker.training.ranks import (
-    WORLD,
     adapter,
+    assert_rank_zero_alone_wrote,
     assert_same_adapter,
     finish_rank,
     join_world,
     run_ranks,
+    stop_and_resume,
 )
 from tests.worker.training.test_recipe import RecordingReporter, make_config, shout, write_jsonl
 from tests.worker.training.test_recipe_ddp import WORDS, float32_recipe
@@ -137,24 +138,16 @@ def test_sharded_ranks_train_the_single_process_adapter(single: Any, sharded: An
 
 
 def test_only_rank_zero_reports_and_writes(sharded: Any) -> None:
-    values, (main, other) = sharded
-    assert main["events"] > 0 and main["checkpoints"] == [2, 3]
-    assert other["events"] == 0 and other["losses"] == [] and other["checkpoints"] == []
-    hyperparameters = main["manifest"]["hyperparameters"]
-    assert hyperparameters["n_gpus"] == WORLD and hyperparameters["parallelism"] == "fsdp"
-    assert other["manifest"] is None
-    steps = sorted(p.name for p in Path(values["output_dir"], "checkpoints").iterdir())
-    assert steps == ["step-2", "step-3"]
+    values, ranks = sharded
+    manifest = assert_rank_zero_alone_wrote(values, ranks, [2, 3], "losses")
+    assert manifest["hyperparameters"]["parallelism"] == "fsdp"
 
 
 def test_a_sharded_run_resumes_from_its_checkpoint(
     single: Any, model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     values = config_values(model_dir, data_dir, tmp_path)
-    stopped = run_two_ranks(values, stop_after=2)  # rank 0's reporter asks both to stop
-    assert [r["status"] for r in stopped] == ["cancelled", "cancelled"]
-    resumed = run_two_ranks(values)
-    assert [r["resumed_from_step"] for r in resumed] == [2, 2]
+    resumed = stop_and_resume(run_two_ranks, values, stop_after=2)
     # The adapter after step 3 needs the moments of steps 1-2 back in the optimizer shards.
     assert resumed[0]["losses"] == pytest.approx(single[1].losses[2:], rel=1e-4)
     assert_same_adapter(adapter(values), adapter(single[0]))
