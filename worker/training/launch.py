@@ -276,7 +276,7 @@ def _child_env() -> dict[str, str]:
     # NVLink SHARP (NVLS) needs multicast support that shared GPU hosts may not grant.
     # Expandable segments: a sharded (FSDP) run's gathers and frees of whole layers left
     # 3.4 GB of a 17 GiB budget cached but unusable, and it ran out of memory there
-    # (docs/benchmarks.md, "Sharding").
+    # (docs/benchmarks.md, "The platform recipe on two H200s").
     return {
         "OMP_WAIT_POLICY": "PASSIVE",
         "NCCL_NVLS_ENABLE": "0",

@@ -47,10 +47,6 @@ def shard_model(root: torch.nn.Module, blocks: Iterable[torch.nn.Module]) -> tor
     return root
 
 
-def is_sharded(model: torch.nn.Module) -> bool:
-    return any(isinstance(p, DTensor) for p in model.parameters())
-
-
 def full_trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every trainable parameter of `model` whole, on the CPU, keyed as in its state_dict. A
     collective: every rank must call it, in the same order of steps."""
